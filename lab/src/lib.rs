@@ -1,0 +1,1 @@
+//! The lab: a simulated world for tests, benchmarks and the quick start.
