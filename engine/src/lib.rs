@@ -9,8 +9,11 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod graph;
 pub mod params;
 pub mod plan;
+pub mod preview;
+pub mod schema;
 pub mod source;
 pub mod step;
 pub mod template;

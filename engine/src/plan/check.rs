@@ -571,3 +571,26 @@ fn inner_span(source: &crate::source::PlanSource, span: Range<usize>, inner: Ran
     let end = (span.start + open + inner.end).clamp(start, span.end);
     if start == end { span } else { start..end }
 }
+
+/// The steps each step needs directly (group needs included), for a plan that passed
+/// validation.
+pub(crate) fn step_deps(plan: &Plan) -> Vec<Vec<usize>> {
+    let group_needs = |g: &str| -> Vec<usize> {
+        plan.group(g)
+            .map(|g| g.needs.iter().filter_map(|n| resolve_need(plan, &n.value, None)).flatten().collect())
+            .unwrap_or_default()
+    };
+    plan.steps
+        .iter()
+        .map(|s| {
+            let group = s.group.as_ref().map(|g| g.value.as_str());
+            let mut d: Vec<usize> = s.needs.iter().filter_map(|n| resolve_need(plan, &n.value, group)).flatten().collect();
+            if let Some(g) = group {
+                d.extend(group_needs(g));
+            }
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect()
+}
