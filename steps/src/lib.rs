@@ -9,7 +9,7 @@ mod k8s;
 mod local;
 mod ssh;
 
-use rok_plan_engine::step::{StepRegistry, StepSchema};
+use rok_plan_engine::step::StepRegistry;
 
 pub use file_edit::FileEdit;
 pub use git_rebase::GitRebase;

@@ -172,8 +172,10 @@ fn is_param_name(s: &str) -> bool {
 
 fn read_param(r: &mut Reader<'_>, name: Spanned<String>, t: &DeTable<'_>) -> Option<ParamSpec> {
     r.unknown_keys(t, PARAM_KEYS, &format!("`[params.{}]`", name.value));
+    // A bad `type` is reported, and the parameter still declared (as a string) so that
+    // templates naming it do not cascade into "unknown parameter".
     let ty = if t.contains_key("type") {
-        r.choice(t, "type", ParamType::ALL)?
+        r.choice(t, "type", ParamType::ALL).unwrap_or(ParamType::String)
     } else {
         ParamType::String
     };
@@ -523,16 +525,27 @@ fn read_capture(r: &mut Reader<'_>, t: &DeTable<'_>) -> Vec<Capture> {
                 .at(value.span(), format!("{groups} groups"))
                 .help("mark the value with one group, e.g. '(?m)^version: (\\S+)', and use (?:...) for other parentheses");
                 r.report(d);
+                out.push(declared_only(name, key.span()));
             }
             Err(e) => {
                 let d = PlanDiagnostic::new(Code::InvalidCapture, r.source, format!("capture `{name}` is not a valid regex"))
                     .at(value.span(), "invalid regex")
                     .help(e.to_string());
                 r.report(d);
+                out.push(declared_only(name, key.span()));
             }
         }
     }
     out
+}
+
+// A capture whose regex was refused stays declared, so that templates reading it do not
+// cascade into "unknown output"; the plan is invalid anyway and never runs.
+fn declared_only(name: String, span: std::ops::Range<usize>) -> Capture {
+    Capture {
+        name: Spanned::new(name, span),
+        regex: Regex::new("()").unwrap_or_else(|_| unreachable!("a constant regex compiles")),
+    }
 }
 
 fn read_text_map(r: &mut Reader<'_>, t: &DeTable<'_>, key: &str) -> IndexMap<String, FieldValue> {

@@ -1,0 +1,10 @@
+//! `rok-plan schema`: the JSON Schema of plan files on stdout.
+
+use crate::exit::{CliError, ExitCode};
+
+pub(crate) fn run() -> Result<ExitCode, CliError> {
+    let schema = rok_plan_engine::schema::plan_schema(&rok_plan_steps::builtin());
+    let text = serde_json::to_string_pretty(&schema).map_err(std::io::Error::other)?;
+    println!("{text}");
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,4 @@
+//! Everything the command prints: diagnostics, previews, summaries.
+
+pub(crate) mod diagnostics;
+pub(crate) mod preview;
