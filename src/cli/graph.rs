@@ -12,6 +12,6 @@ pub(crate) fn run(args: &GraphArgs) -> Result<ExitCode, CliError> {
         GraphFormatArg::Dot => GraphFormat::Dot,
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
     };
-    print!("{}", export(&loaded.plan, &loaded.graph, format));
+    crate::report::stdout::print_data(&export(&loaded.plan, &loaded.graph, format))?;
     Ok(ExitCode::Success)
 }

@@ -57,11 +57,11 @@ fn report_error(e: &CliError, output: OutputFormat) {
     match (e, output) {
         (CliError::Plan(d), OutputFormat::Json) => {
             let doc = serde_json::json!({ "version": 1, "error": "invalid", "diagnostics": diagnostics::to_json(d) });
-            println!("{doc}");
+            let _ = crate::report::stdout::print_line(&doc.to_string());
         }
         (CliError::Plan(d), OutputFormat::Human) => diagnostics::print_human(d),
         (other, OutputFormat::Json) => {
-            println!("{}", serde_json::json!({ "version": 1, "error": other.to_string() }));
+            let _ = crate::report::stdout::print_line(&serde_json::json!({ "version": 1, "error": other.to_string() }).to_string());
         }
         (other, OutputFormat::Human) => eprintln!("error: {other}"),
     }

@@ -14,9 +14,9 @@ pub(crate) fn run(args: &PlanArgs, flags: &Flags) -> Result<ExitCode, CliError> 
     match flags.output {
         OutputFormat::Json => {
             let text = serde_json::to_string(&preview).map_err(std::io::Error::other)?;
-            println!("{text}");
+            crate::report::stdout::print_line(&text)?;
         }
-        OutputFormat::Human => print!("{}", report::preview::render(&preview)),
+        OutputFormat::Human => report::stdout::print_data(&report::preview::render(&preview))?,
     }
     Ok(ExitCode::Success)
 }

@@ -63,7 +63,7 @@ pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliErr
         }));
     }
     if flags.output == OutputFormat::Json {
-        println!("{}", serde_json::json!({ "version": 1, "valid": all_valid, "files": files }));
+        crate::report::stdout::print_line(&serde_json::json!({ "version": 1, "valid": all_valid, "files": files }).to_string())?;
     }
     Ok(if all_valid { ExitCode::Success } else { ExitCode::Invalid })
 }

@@ -2,3 +2,4 @@
 
 pub(crate) mod diagnostics;
 pub(crate) mod preview;
+pub(crate) mod stdout;
