@@ -109,8 +109,8 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
     let templates = Templates::new();
     let mut diags = Diagnostics::new();
     let params_value = params.to_template_value(true);
-    let top_steps = placeholder_steps(plan, None);
-    let group_steps: Vec<Value> = plan.groups.iter().map(|g| placeholder_steps(plan, Some(&g.id.value))).collect();
+    let top_steps = placeholder_steps(plan, registry, None);
+    let group_steps: Vec<Value> = plan.groups.iter().map(|g| placeholder_steps(plan, registry, Some(&g.id.value))).collect();
     let run = minijinja::context! { id => Value::from_safe_string("<run.id>".into()), failed => Value::from_safe_string("<run.failed>".into()) };
 
     let mut rendered = Vec::with_capacity(graph.instances.len());
@@ -172,7 +172,7 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
             attempts: step.effective_retry(&plan.defaults).attempts,
             on_failure: step.effective_on_failure(&plan.defaults),
             idempotent: step.idempotent.unwrap_or(schema.idempotent),
-            captures: step.capture_names().map(str::to_string).collect(),
+            captures: crate::step::step_outputs(step, registry),
             finally: inst.finally,
         }));
     }

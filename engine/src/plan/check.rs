@@ -472,16 +472,16 @@ impl Checker<'_> {
             None | Some(&"stdout") => {}
             Some(&"outputs") => {
                 if let Some(out) = parts.get(3) {
-                    if !target.capture_names().any(|c| c == *out) {
-                        let help = did_you_mean(out, target.capture_names()).or_else(|| {
-                            let names: Vec<&str> = target.capture_names().collect();
-                            Some(if names.is_empty() {
+                    let outputs = crate::step::step_outputs(target, self.registry);
+                    if !outputs.iter().any(|c| c == out) {
+                        let help = did_you_mean(out, outputs.iter().map(String::as_str)).or_else(|| {
+                            Some(if outputs.is_empty() {
                                 format!("`{id}` captures nothing: add capture = {{ {out} = '...' }} to it")
                             } else {
-                                format!("`{id}` captures: {}", names.join(", "))
+                                format!("`{id}` has the outputs: {}", outputs.join(", "))
                             })
                         });
-                        self.error(Code::UnknownOutput, at, format!("step `{id}` does not capture `{out}`"), "unknown output", help);
+                        self.error(Code::UnknownOutput, at, format!("step `{id}` has no output `{out}`"), "unknown output", help);
                     }
                 }
             }

@@ -1,5 +1,7 @@
 //! Step types: what they accept ([`StepSchema`]) and how they describe themselves.
 
+use crate::plan::{FieldValue, StepSpec};
+
 mod registry;
 mod schema;
 
@@ -18,6 +20,23 @@ pub trait StepType: Send + Sync {
     fn describe(&self, fields: &serde_json::Map<String, serde_json::Value>) -> String {
         describe_fields(fields)
     }
+
+    /// Outputs the type produces from its own fields (besides `capture`), e.g. `kube.get`'s
+    /// `fields` keys. Templates of dependent steps may read these.
+    fn declared_outputs(&self, fields: &indexmap::IndexMap<String, FieldValue>) -> Vec<String> {
+        let _ = fields;
+        Vec::new()
+    }
+}
+
+/// Every output a step makes: its type's declared outputs, then its `capture` names.
+pub fn step_outputs(step: &StepSpec, registry: &StepRegistry) -> Vec<String> {
+    let mut out = registry
+        .get(&step.type_name.value)
+        .map(|t| t.declared_outputs(&step.fields))
+        .unwrap_or_default();
+    out.extend(step.capture_names().map(str::to_string));
+    out
 }
 
 /// A generic description: `key=value` for every field, in order.

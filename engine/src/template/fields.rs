@@ -105,13 +105,16 @@ pub fn render_value(
 }
 
 /// What `steps.ID` shows in a preview: placeholders for values only a run can know.
-pub fn placeholder_steps(plan: &Plan, group: Option<&str>) -> Value {
+pub fn placeholder_steps(plan: &Plan, registry: &crate::step::StepRegistry, group: Option<&str>) -> Value {
     let mut steps = BTreeMap::new();
     let mut add = |s: &StepSpec| {
         let id = &s.id.value;
-        let outputs: BTreeMap<String, Value> = s
-            .capture_names()
-            .map(|n| (n.to_string(), Value::from_safe_string(format!("<steps.{id}.outputs.{n}>"))))
+        let outputs: BTreeMap<String, Value> = crate::step::step_outputs(s, registry)
+            .into_iter()
+            .map(|n| {
+                let shown = Value::from_safe_string(format!("<steps.{id}.outputs.{n}>"));
+                (n, shown)
+            })
             .collect();
         let entry: BTreeMap<&str, Value> = [
             ("outputs", Value::from(outputs)),

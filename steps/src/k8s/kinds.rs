@@ -1,5 +1,7 @@
 //! The schemas and descriptions of the Kubernetes step types.
 
+use indexmap::IndexMap;
+use rok_plan_engine::plan::{FieldValue, FieldValueKind};
 use rok_plan_engine::step::{FieldKind, FieldSpec, StepSchema, StepType};
 use serde_json::{Map, Value};
 
@@ -8,6 +10,9 @@ use crate::{shown, text};
 
 macro_rules! step_type {
     ($ty:ident, $schema:ident, |$f:ident| $describe:expr) => {
+        step_type!($ty, $schema, |$f| $describe, |_fields| Vec::new());
+    };
+    ($ty:ident, $schema:ident, |$f:ident| $describe:expr, |$fields:ident| $outputs:expr) => {
         #[doc = concat!("The `", stringify!($ty), "` step type; see its schema for the fields.")]
         #[derive(Debug, Clone, Copy)]
         pub struct $ty;
@@ -18,6 +23,9 @@ macro_rules! step_type {
             }
             fn describe(&self, $f: &Map<String, Value>) -> String {
                 $describe
+            }
+            fn declared_outputs(&self, $fields: &IndexMap<String, FieldValue>) -> Vec<String> {
+                $outputs
             }
         }
     };
@@ -266,6 +274,10 @@ step_type!(KubeGet, GET, |f| {
         _ => String::new(),
     };
     format!("GET {}{}{fields}", text(f, "resource"), scope(f))
+}, |fields| match fields.get("fields").map(|v| &v.kind) {
+    // Each key of `fields` is an output of the step.
+    Some(FieldValueKind::Table(t)) => t.keys().cloned().collect(),
+    _ => Vec::new(),
 });
 
 const PATCH: StepSchema = StepSchema {
