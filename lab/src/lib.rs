@@ -1,1 +1,3 @@
 //! The lab: a simulated world for tests, benchmarks and the quick start.
+
+pub mod kube;

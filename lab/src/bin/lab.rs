@@ -1,0 +1,61 @@
+//! `lab`: run parts of the lab by hand, e.g. `lab kube serve --nodes 3 --kubeconfig kc.yaml`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rok_plan_lab::kube::{Cluster, ClusterOptions};
+
+#[derive(Parser)]
+#[command(name = "lab", about = "The rok-plan lab: simulated infrastructure for rehearsals")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The Kubernetes API double.
+    Kube {
+        #[command(subcommand)]
+        command: KubeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KubeCommand {
+    /// Start a simulated cluster, write a kubeconfig, and serve until killed.
+    Serve {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Where to write the kubeconfig.
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Kube { command: KubeCommand::Serve { nodes, kubeconfig, port } } => {
+            let opts = ClusterOptions { nodes, kubeconfig: Some(kubeconfig.clone()), port, ..ClusterOptions::default() };
+            match Cluster::start(opts).await {
+                Ok(cluster) => {
+                    println!("serving {} (kubeconfig {})", cluster.url(), kubeconfig.display());
+                    let _ = tokio::signal::ctrl_c().await;
+                    cluster.shutdown();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

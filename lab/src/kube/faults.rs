@@ -1,0 +1,71 @@
+//! Faults tests inject: a status code for the next N matching requests, latency, dropped watches.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// A rule answering matching requests with an error.
+#[derive(Debug, Clone)]
+pub struct FailRule {
+    /// HTTP method to match (`None`: any).
+    pub method: Option<String>,
+    /// Substring of the path to match.
+    pub path_contains: String,
+    /// Status code to answer with.
+    pub code: u16,
+    /// How many more requests to fail.
+    pub remaining: u32,
+}
+
+/// The faults in force.
+#[derive(Debug)]
+pub struct Faults {
+    /// Error rules, first match wins.
+    pub rules: Vec<FailRule>,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Bumped to end every open watch.
+    pub drop_watches: watch::Sender<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults { rules: Vec::new(), latency: Duration::ZERO, drop_watches: watch::channel(0).0 }
+    }
+}
+
+impl Faults {
+    /// The code to fail a request with, consuming one use of the first matching rule.
+    pub fn take(&mut self, method: &str, path: &str) -> Option<u16> {
+        let rule = self.rules.iter_mut().find(|r| {
+            r.remaining > 0 && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && path.contains(&r.path_contains)
+        })?;
+        rule.remaining -= 1;
+        let code = rule.code;
+        self.rules.retain(|r| r.remaining > 0);
+        Some(code)
+    }
+
+    /// Ends every open watch stream.
+    pub fn drop_all_watches(&self) {
+        self.drop_watches.send_modify(|n| *n += 1);
+    }
+}
+
+/// The reason kube-apiserver gives with a status code.
+pub fn reason_for(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        410 => "Expired",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    }
+}
