@@ -399,9 +399,26 @@ pub fn apply(
         .filter(|e| !(e.manager == manager && e.operation == "Apply"))
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
+    let mut emptied: BTreeSet<Path> = BTreeSet::new();
     for p in old_set.difference(&new_set) {
         if !others.contains(p) {
             remove_at(&mut object, p);
+            let mut parent = p.clone();
+            while parent.last().is_some_and(|t| t == ".") || parent.last().is_some_and(|t| t.starts_with("f:") || t.starts_with("k:") || t.starts_with("v:")) {
+                parent.pop();
+                if !parent.is_empty() {
+                    emptied.insert(parent.clone());
+                }
+            }
+        }
+    }
+    // Maps and lists left empty by the removal go too, unless someone owns them as a value.
+    let mut by_depth: Vec<Path> = emptied.into_iter().collect();
+    by_depth.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in by_depth {
+        let empty = value_at(&object, &p).is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty));
+        if empty && !others.contains(&p) && !new_set.contains(&p) && p.last().is_some_and(|t| t.starts_with("f:")) {
+            remove_at(&mut object, &p);
         }
     }
     let mut body = applied.clone();

@@ -1,0 +1,1 @@
+//! The same behaviours through `kubectl`.
