@@ -10,7 +10,7 @@ use crate::params::{ParamOrigin, Params};
 use crate::plan::{OnFailure, Plan};
 use crate::source::Spanned;
 use crate::step::{FieldKind, StepRegistry};
-use crate::template::{placeholder_steps, render_fields, render_value, Templates};
+use crate::template::{placeholder_steps, render_fields, render_value, Quoting, Templates};
 
 /// The whole preview (`rok-plan plan --output json` prints it).
 #[derive(Debug, Serialize)]
@@ -161,7 +161,7 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
         rendered.push(Some(InstancePreview {
             id: inst.id.clone(),
             step_type: step.type_name.value.clone(),
-            description: step.description.clone(),
+            description: step.description.as_ref().map(|d| templates.render(&d.value, Quoting::Plain, &ctx).unwrap_or_else(|_| d.value.clone())),
             action: step_type.describe(&fields),
             fields,
             check,

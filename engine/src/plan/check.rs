@@ -522,6 +522,9 @@ pub(crate) fn template_fields(s: &StepSpec, registry: &StepRegistry) -> Vec<(Str
     for v in s.env.values() {
         push(v, Quoting::Plain);
     }
+    if let Some(d) = &s.description {
+        out.push((d.value.clone(), d.span.clone(), Quoting::Plain));
+    }
     out
 }
 

@@ -471,7 +471,7 @@ fn read_step(
     let step = StepSpec {
         id: id.clone()?,
         type_name: type_name?,
-        description: r.string(t, "description").map(|s| s.value),
+        description: r.string(t, "description"),
         needs: r.string_list(t, "needs").unwrap_or_default(),
         group: r.string(t, "group"),
         when: r.string(t, "when"),

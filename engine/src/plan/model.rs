@@ -268,8 +268,8 @@ pub struct StepSpec {
     pub id: Spanned<String>,
     /// `type`.
     pub type_name: Spanned<String>,
-    /// `description`.
-    pub description: Option<String>,
+    /// `description`, a template (it may name `item`, parameters, ...).
+    pub description: Option<Spanned<String>>,
     /// `needs`.
     pub needs: Vec<Spanned<String>>,
     /// `group`.
