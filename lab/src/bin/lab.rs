@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use rok_plan_lab::kube::{Cluster, ClusterOptions};
 
 #[derive(Parser)]
-#[command(name = "lab", about = "The rok-plan lab: simulated infrastructure for rehearsals")]
+#[command(
+    name = "lab",
+    about = "The rok-plan lab: simulated infrastructure for rehearsals"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,11 +45,27 @@ enum KubeCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Kube { command: KubeCommand::Serve { nodes, kubeconfig, port } } => {
-            let opts = ClusterOptions { nodes, kubeconfig: Some(kubeconfig.clone()), port, ..ClusterOptions::default() };
+        Command::Kube {
+            command:
+                KubeCommand::Serve {
+                    nodes,
+                    kubeconfig,
+                    port,
+                },
+        } => {
+            let opts = ClusterOptions {
+                nodes,
+                kubeconfig: Some(kubeconfig.clone()),
+                port,
+                ..ClusterOptions::default()
+            };
             match Cluster::start(opts).await {
                 Ok(cluster) => {
-                    println!("serving {} (kubeconfig {})", cluster.url(), kubeconfig.display());
+                    println!(
+                        "serving {} (kubeconfig {})",
+                        cluster.url(),
+                        kubeconfig.display()
+                    );
                     let _ = tokio::signal::ctrl_c().await;
                     cluster.shutdown();
                     ExitCode::SUCCESS

@@ -52,7 +52,12 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { nodes: 3, kubeconfig: None, port: 0, delays: Delays::default() }
+        ClusterOptions {
+            nodes: 3,
+            kubeconfig: None,
+            port: 0,
+            delays: Delays::default(),
+        }
     }
 }
 
@@ -107,7 +112,9 @@ impl Cluster {
             }
         }
         let shared = Arc::new(Shared::new(world));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await.map_err(LabError::Bind)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+            .await
+            .map_err(LabError::Bind)?;
         let addr = listener.local_addr().map_err(LabError::Bind)?;
         let app = router(shared.clone());
         let serve = tokio::spawn(async move {
@@ -116,11 +123,29 @@ impl Cluster {
         let ctl = tokio::spawn(controllers::run(shared.clone()));
         let (kubeconfig, remove_kubeconfig) = match opts.kubeconfig {
             Some(p) => (p, false),
-            None => (std::env::temp_dir().join(format!("lab-kube-{}-{}.yaml", std::process::id(), addr.port())), true),
+            None => (
+                std::env::temp_dir().join(format!(
+                    "lab-kube-{}-{}.yaml",
+                    std::process::id(),
+                    addr.port()
+                )),
+                true,
+            ),
         };
         let url = format!("http://{addr}");
-        std::fs::write(&kubeconfig, kubeconfig_text(&url)).map_err(|source| LabError::Kubeconfig { path: kubeconfig.clone(), source })?;
-        Ok(Cluster { shared, addr, kubeconfig, remove_kubeconfig, tasks: vec![serve, ctl] })
+        std::fs::write(&kubeconfig, kubeconfig_text(&url)).map_err(|source| {
+            LabError::Kubeconfig {
+                path: kubeconfig.clone(),
+                source,
+            }
+        })?;
+        Ok(Cluster {
+            shared,
+            addr,
+            kubeconfig,
+            remove_kubeconfig,
+            tasks: vec![serve, ctl],
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -149,8 +174,20 @@ impl Cluster {
         let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let kind = obj["kind"].as_str().unwrap_or_default();
-        let rt = w.kinds.by_kind(group, kind).cloned().ok_or_else(|| ApiError::bad_request(format!("no kind {kind} in {api_version}")))?;
-        Ok(w.create(&rt, ns, obj, &WriteOpts { dry_run: false, manager: "lab".into() })?)
+        let rt = w
+            .kinds
+            .by_kind(group, kind)
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request(format!("no kind {kind} in {api_version}")))?;
+        Ok(w.create(
+            &rt,
+            ns,
+            obj,
+            &WriteOpts {
+                dry_run: false,
+                manager: "lab".into(),
+            },
+        )?)
     }
 
     /// Reads an object.
@@ -188,7 +225,12 @@ impl Cluster {
     /// Answers the next `n` requests whose method matches (any if `None`) and whose path
     /// contains `path_contains` with `code`.
     pub fn fail_next(&self, method: Option<&str>, path_contains: &str, code: u16, n: u32) {
-        self.world().faults.rules.push(FailRule { method: method.map(str::to_string), path_contains: path_contains.to_string(), code, remaining: n });
+        self.world().faults.rules.push(FailRule {
+            method: method.map(str::to_string),
+            path_contains: path_contains.to_string(),
+            code,
+            remaining: n,
+        });
     }
 
     /// Adds latency to every answer.

@@ -9,7 +9,10 @@ use super::world::World;
 impl World {
     /// A CRD was created or changed: serve its versions and mark it established.
     pub fn crd_written(&mut self, crd: &Value) {
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let spec = &crd["spec"];
         let group = spec["group"].as_str().unwrap_or_default().to_string();
         let names = &spec["names"];
@@ -29,33 +32,73 @@ impl World {
             if let Some(s) = v["subresources"]["scale"].as_object() {
                 subresources.push("scale".to_string());
                 scale_paths = Some(ScalePaths {
-                    spec: s.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").to_string(),
-                    status: s.get("statusReplicasPath").and_then(Value::as_str).unwrap_or(".status.replicas").to_string(),
-                    selector: s.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
+                    spec: s
+                        .get("specReplicasPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(".spec.replicas")
+                        .to_string(),
+                    status: s
+                        .get("statusReplicasPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(".status.replicas")
+                        .to_string(),
+                    selector: s
+                        .get("labelSelectorPath")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 });
             }
             types.push(ResourceType {
                 group: group.clone(),
                 version: v["name"].as_str().unwrap_or_default().to_string(),
                 plural: plural.clone(),
-                singular: names["singular"].as_str().unwrap_or(&kind.to_lowercase()).to_string(),
+                singular: names["singular"]
+                    .as_str()
+                    .unwrap_or(&kind.to_lowercase())
+                    .to_string(),
                 kind: kind.clone(),
                 namespaced,
-                verbs: ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"].map(String::from).to_vec(),
-                short_names: names["shortNames"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect(),
+                verbs: [
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "create",
+                    "update",
+                    "watch",
+                ]
+                .map(String::from)
+                .to_vec(),
+                short_names: names["shortNames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect(),
                 subresources,
                 crd: Some(name.clone()),
                 scale_paths,
-                columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+                columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         // The storage version is served first, so lookups by group and plural find it.
         types.sort_by_key(|t| {
-            let storage = spec["versions"].as_array().into_iter().flatten().any(|v| v["name"] == t.version.as_str() && v["storage"] == true);
+            let storage = spec["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["name"] == t.version.as_str() && v["storage"] == true);
             !storage
         });
         self.kinds.add_crd(&name, types);
-        if crd["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Established")) {
+        if crd["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established"))
+        {
             return;
         }
         let mut established = crd.clone();

@@ -32,7 +32,11 @@ fn default_pod_spec(spec: &mut Value) {
         for c in cs {
             if c.is_object() {
                 default(c, &["imagePullPolicy"], json!("IfNotPresent"));
-                default(c, &["terminationMessagePath"], json!("/dev/termination-log"));
+                default(
+                    c,
+                    &["terminationMessagePath"],
+                    json!("/dev/termination-log"),
+                );
             }
         }
     }
@@ -54,13 +58,21 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             default(obj, &["spec", "replicas"], json!(1));
             default(obj, &["spec", "revisionHistoryLimit"], json!(10));
             default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
-            default(obj, &["spec", "strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+            default(
+                obj,
+                &["spec", "strategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
             default_pod_spec(&mut obj["spec"]["template"]["spec"]);
         }
         ("apps", "StatefulSet") => {
             default(obj, &["spec", "replicas"], json!(1));
             default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-            default(obj, &["spec", "updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
             default(obj, &["spec", "revisionHistoryLimit"], json!(10));
             default_pod_spec(&mut obj["spec"]["template"]["spec"]);
         }
@@ -72,7 +84,11 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             default_pod_spec(&mut obj["spec"]["template"]["spec"]);
         }
         ("apps", "DaemonSet") => {
-            default(obj, &["spec", "updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+            default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
             default_pod_spec(&mut obj["spec"]["template"]["spec"]);
         }
         ("batch", "Job") => {
@@ -80,7 +96,11 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             default(obj, &["spec", "parallelism"], json!(1));
             default(obj, &["spec", "backoffLimit"], json!(6));
             if obj["spec"]["template"]["spec"].is_object() {
-                default(obj, &["spec", "template", "spec", "restartPolicy"], json!("Never"));
+                default(
+                    obj,
+                    &["spec", "template", "spec", "restartPolicy"],
+                    json!("Never"),
+                );
             }
             default_pod_spec(&mut obj["spec"]["template"]["spec"]);
         }
@@ -91,52 +111,104 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
 /// Validates what the controllers rely on, with kube-apiserver's messages.
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    let invalid = |causes: &[(&str, &str, &str)]| Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
+    let invalid =
+        |causes: &[(&str, &str, &str)]| Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
     let bad_name = name.is_empty()
         || name.len() > 253
-        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == ':' && rt.kind.ends_with("Role") || c == ':' && rt.kind.ends_with("Binding"))
+        || !name.chars().all(|c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == '-'
+                || c == '.'
+                || c == ':' && rt.kind.ends_with("Role")
+                || c == ':' && rt.kind.ends_with("Binding")
+        })
         || name.starts_with('-')
         || name.ends_with('-');
     if bad_name && rt.crd.is_none() {
-        return invalid(&[("FieldValueInvalid", "metadata.name", &format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"))]);
+        return invalid(&[(
+            "FieldValueInvalid",
+            "metadata.name",
+            &format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+            ),
+        )]);
     }
     let pod_spec = match rt.kind.as_str() {
         "Pod" => Some(("spec", &obj["spec"])),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
-            Some(("spec.template.spec", &obj["spec"]["template"]["spec"]))
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => Some(("spec.template.spec", &obj["spec"]["template"]["spec"])),
         _ => None,
     };
     if let Some((prefix, spec)) = pod_spec {
         let containers = spec["containers"].as_array();
         if containers.is_none_or(Vec::is_empty) {
-            return invalid(&[("FieldValueRequired", &format!("{prefix}.containers"), "Required value")]);
+            return invalid(&[(
+                "FieldValueRequired",
+                &format!("{prefix}.containers"),
+                "Required value",
+            )]);
         }
         for (i, c) in containers.into_iter().flatten().enumerate() {
             if c["name"].as_str().is_none_or(str::is_empty) {
-                return invalid(&[("FieldValueRequired", &format!("{prefix}.containers[{i}].name"), "Required value")]);
+                return invalid(&[(
+                    "FieldValueRequired",
+                    &format!("{prefix}.containers[{i}].name"),
+                    "Required value",
+                )]);
             }
             if c["image"].as_str().is_none_or(str::is_empty) {
-                return invalid(&[("FieldValueRequired", &format!("{prefix}.containers[{i}].image"), "Required value")]);
+                return invalid(&[(
+                    "FieldValueRequired",
+                    &format!("{prefix}.containers[{i}].image"),
+                    "Required value",
+                )]);
             }
         }
     }
-    if matches!(rt.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") {
+    if matches!(
+        rt.kind.as_str(),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+    ) {
         let sel = &obj["spec"]["selector"];
         if !sel.is_object() {
             return invalid(&[("FieldValueRequired", "spec.selector", "Required value")]);
         }
         let labels = &obj["spec"]["template"]["metadata"]["labels"];
         if !LabelSelector::from_object(sel).matches_labels(labels) {
-            let shown = labels.as_object().map(|m| m.iter().map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")).unwrap_or_default();
-            return invalid(&[("FieldValueInvalid", "spec.template.metadata.labels", &format!("Invalid value: map[string]string{{{shown}}}: `selector` does not match template `labels`"))]);
+            let shown = labels
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            return invalid(&[(
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                &format!(
+                    "Invalid value: map[string]string{{{shown}}}: `selector` does not match template `labels`"
+                ),
+            )]);
         }
     }
     for (field, v) in [("spec.replicas", &obj["spec"]["replicas"])] {
-        if matches!(rt.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet" | "ReplicationController")
-            && v.as_i64().is_some_and(|n| n < 0)
+        if matches!(
+            rt.kind.as_str(),
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "ReplicationController"
+        ) && v.as_i64().is_some_and(|n| n < 0)
         {
-            return invalid(&[("FieldValueInvalid", field, &format!("Invalid value: {v}: must be greater than or equal to 0"))]);
+            return invalid(&[(
+                "FieldValueInvalid",
+                field,
+                &format!("Invalid value: {v}: must be greater than or equal to 0"),
+            )]);
         }
     }
     Ok(())

@@ -22,29 +22,54 @@ fn too_many(cause: String) -> ApiError {
 }
 
 /// Handles POST `…/pods/{name}/eviction`.
-pub fn serve(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+pub fn serve(
+    sh: &Arc<Shared>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let eviction = parse_body(body)?;
     let d = &eviction["deleteOptions"];
     let opts = DeleteOpts {
         propagation: d["propagationPolicy"].as_str().map(str::to_string),
         grace: d["gracePeriodSeconds"].as_i64(),
         uid: d["preconditions"]["uid"].as_str().map(str::to_string),
-        rv: d["preconditions"]["resourceVersion"].as_str().map(str::to_string),
-        dry_run: d["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
+        rv: d["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+        dry_run: d["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All")),
     };
     let mut w = sh.lock();
     evict(&mut w, rt, ns, name, &opts)?;
-    Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+    Ok(json_response(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }
 
 /// Evicts a pod, honouring PodDisruptionBudgets.
-pub fn evict(w: &mut World, rt: &ResourceType, ns: &str, name: &str, opts: &DeleteOpts) -> Result<(), ApiError> {
+pub fn evict(
+    w: &mut World,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    opts: &DeleteOpts,
+) -> Result<(), ApiError> {
     let Some(pod) = w.store.get(&gr(rt), ns, name).cloned() else {
-        return Err(ApiError::not_found(Subject { group: "", resource: "pods", name }));
+        return Err(ApiError::not_found(Subject {
+            group: "",
+            resource: "pods",
+            name,
+        }));
     };
     let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
     // Terminal, pending or already deleting pods need no budget.
-    if pod["metadata"]["deletionTimestamp"].is_string() || matches!(phase, "Succeeded" | "Failed" | "Pending") {
+    if pod["metadata"]["deletionTimestamp"].is_string()
+        || matches!(phase, "Succeeded" | "Failed" | "Pending")
+    {
         w.delete(rt, ns, name, opts)?;
         return Ok(());
     }
@@ -57,13 +82,18 @@ pub fn evict(w: &mut World, rt: &ResourceType, ns: &str, name: &str, opts: &Dele
         })
         .collect();
     if pdbs.len() > 1 {
-        return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
+        return Err(ApiError::internal(
+            "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+        ));
     }
     let Some(mut pdb) = pdbs.into_iter().next() else {
         w.delete(rt, ns, name, opts)?;
         return Ok(());
     };
-    let pdb_name = pdb["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let pdb_name = pdb["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let status = &pdb["status"];
     let healthy = status["currentHealthy"].as_i64().unwrap_or(0);
     let desired = status["desiredHealthy"].as_i64().unwrap_or(0);
@@ -76,18 +106,23 @@ pub fn evict(w: &mut World, rt: &ResourceType, ns: &str, name: &str, opts: &Dele
         }
     }
     if status["observedGeneration"].as_i64() < pdb["metadata"]["generation"].as_i64() {
-        return Err(too_many(format!("The disruption budget {pdb_name} is still being processed by the server.")));
+        return Err(too_many(format!(
+            "The disruption budget {pdb_name} is still being processed by the server."
+        )));
     }
     let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
     if allowed <= 0 {
-        return Err(too_many(format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently")));
+        return Err(too_many(format!(
+            "The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"
+        )));
     }
     if opts.dry_run {
         return Ok(());
     }
     pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
     pdb["status"]["disruptedPods"][name] = json!(now_rfc3339());
-    w.store.put(&World::gr("policy", "poddisruptionbudgets"), pdb);
+    w.store
+        .put(&World::gr("policy", "poddisruptionbudgets"), pdb);
     w.delete(rt, ns, name, opts)?;
     Ok(())
 }

@@ -30,7 +30,11 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { rules: Vec::new(), latency: Duration::ZERO, drop_watches: watch::channel(0).0 }
+        Faults {
+            rules: Vec::new(),
+            latency: Duration::ZERO,
+            drop_watches: watch::channel(0).0,
+        }
     }
 }
 
@@ -38,7 +42,11 @@ impl Faults {
     /// The code to fail a request with, consuming one use of the first matching rule.
     pub fn take(&mut self, method: &str, path: &str) -> Option<u16> {
         let rule = self.rules.iter_mut().find(|r| {
-            r.remaining > 0 && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && path.contains(&r.path_contains)
+            r.remaining > 0
+                && r.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && path.contains(&r.path_contains)
         })?;
         rule.remaining -= 1;
         let code = rule.code;

@@ -13,8 +13,17 @@ pub type Path = Vec<String>;
 pub type FieldSet = BTreeSet<Path>;
 
 const SKIPPED_META: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "managedFields", "selfLink", "generateName",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
 ];
 
 /// The leaf fields an object (an applied configuration, or a live object) sets.
@@ -29,7 +38,12 @@ pub fn fields_of(obj: &Value) -> FieldSet {
                 if let Value::Object(meta) = v {
                     for (mk, mv) in meta {
                         if !SKIPPED_META.contains(&mk.as_str()) {
-                            walk(mv, mk, vec!["f:metadata".into(), format!("f:{mk}")], &mut out);
+                            walk(
+                                mv,
+                                mk,
+                                vec!["f:metadata".into(), format!("f:{mk}")],
+                                &mut out,
+                            );
                         }
                     }
                 }
@@ -50,9 +64,14 @@ fn walk(v: &Value, field: &str, path: Path, out: &mut FieldSet) {
                 walk(c, k, p, out);
             }
         }
-        Value::Array(items) if merge_key(field).is_some() && items.iter().all(|i| element_key(field, i).is_some()) => {
+        Value::Array(items)
+            if merge_key(field).is_some()
+                && items.iter().all(|i| element_key(field, i).is_some()) =>
+        {
             for item in items {
-                let Some((k, kv)) = element_key(field, item) else { continue };
+                let Some((k, kv)) = element_key(field, item) else {
+                    continue;
+                };
                 let mut p = path.clone();
                 p.push(format!("k:{}", json!({ k: kv })));
                 let mut dot = p.clone();
@@ -104,7 +123,9 @@ pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Removes the field at a path (a map entry, list element or set value).
 pub fn remove_at(obj: &mut Value, path: &[String]) {
-    let Some((last, parent)) = path.split_last() else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
     if last == "." {
         remove_at(obj, parent);
         return;
@@ -115,7 +136,10 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
             cur.get_mut(f)
         } else if let Some(k) = tok.strip_prefix("k:") {
             let key: Option<Value> = serde_json::from_str(k).ok();
-            let kv = key.as_ref().and_then(|k| k.as_object()).and_then(|m| m.iter().next().map(|(a, b)| (a.clone(), b.clone())));
+            let kv = key
+                .as_ref()
+                .and_then(|k| k.as_object())
+                .and_then(|m| m.iter().next().map(|(a, b)| (a.clone(), b.clone())));
             match (kv, cur.as_array_mut()) {
                 (Some((kf, kv)), Some(a)) => a.iter_mut().find(|e| e.get(&kf) == Some(&kv)),
                 _ => None,
@@ -154,7 +178,9 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
         let mut cur = &mut root;
         for tok in path {
             let Value::Object(m) = cur else { break };
-            cur = m.entry(tok.clone()).or_insert_with(|| Value::Object(Map::new()));
+            cur = m
+                .entry(tok.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
         }
     }
     root
@@ -192,8 +218,12 @@ pub fn display_path(path: &[String]) -> String {
             s.push_str(f);
         } else if let Some(k) = tok.strip_prefix("k:") {
             let key: Value = serde_json::from_str(k).unwrap_or(Value::Null);
-            let inner: Vec<String> =
-                key.as_object().into_iter().flatten().map(|(a, b)| format!("{a}={b}")).collect();
+            let inner: Vec<String> = key
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(a, b)| format!("{a}={b}"))
+                .collect();
             s.push_str(&format!("[{}]", inner.join(",")));
         } else if let Some(v) = tok.strip_prefix("v:") {
             s.push_str(&format!("[={v}]"));
@@ -266,19 +296,33 @@ fn leaf_differs(a: &Value, b: &Value, path: &[String]) -> bool {
 }
 
 /// Records an Update by `manager`: it takes every field whose value it changed or added.
-pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, api_version: &str, subresource: &str, now: &str) {
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    api_version: &str,
+    subresource: &str,
+    now: &str,
+) {
     let mut entries = old.map(read_managed).unwrap_or_default();
     let new_fields = fields_of(new);
     let changed: FieldSet = match old {
-        Some(o) => new_fields.iter().filter(|p| leaf_differs(o, new, p)).cloned().collect(),
+        Some(o) => new_fields
+            .iter()
+            .filter(|p| leaf_differs(o, new, p))
+            .cloned()
+            .collect(),
         None => new_fields.clone(),
     };
     // Fields that are gone are owned by nobody.
     for e in &mut entries {
-        e.fields.retain(|p| new_fields.contains(p) && !changed.contains(p));
+        e.fields
+            .retain(|p| new_fields.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
-        match entries.iter_mut().find(|e| e.manager == manager && e.operation == "Update" && e.subresource == subresource) {
+        match entries.iter_mut().find(|e| {
+            e.manager == manager && e.operation == "Update" && e.subresource == subresource
+        }) {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = now.to_string();
@@ -310,7 +354,9 @@ fn merge_applied(target: &mut Value, applied: &Value, field: &str) {
                 }
             }
         }
-        (t @ Value::Array(_), Value::Array(items)) if merge_key(field).is_some() || field == "finalizers" => {
+        (t @ Value::Array(_), Value::Array(items))
+            if merge_key(field).is_some() || field == "finalizers" =>
+        {
             let Value::Array(list) = t else { return };
             for item in items {
                 if field == "finalizers" {
@@ -352,7 +398,10 @@ pub fn apply(
     subresource: &str,
     now: &str,
 ) -> Result<Applied, ApiError> {
-    let api_version = applied["apiVersion"].as_str().unwrap_or_default().to_string();
+    let api_version = applied["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let base = live.cloned().unwrap_or_else(|| json!({"metadata": {}}));
     let mut entries = read_managed(&base);
     let mut new_set = fields_of(applied);
@@ -363,7 +412,10 @@ pub fn apply(
     }
     // Conflicts: fields owned by someone else whose value would change.
     let mut conflicts: Vec<(String, String, Path)> = Vec::new();
-    for e in entries.iter().filter(|e| !(e.manager == manager && e.operation == "Apply")) {
+    for e in entries
+        .iter()
+        .filter(|e| !(e.manager == manager && e.operation == "Apply"))
+    {
         for p in e.fields.intersection(&new_set) {
             if p.last().map(String::as_str) != Some(".") && leaf_differs(&base, applied, p) {
                 conflicts.push((e.manager.clone(), e.api_version.clone(), p.clone()));
@@ -377,12 +429,18 @@ pub fn apply(
                 json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {av}"), "field": display_path(p)})
             })
             .collect();
-        let lines: Vec<String> =
-            conflicts.iter().map(|(m, av, p)| format!("conflict with \"{m}\" using {av}: {}", display_path(p))).collect();
+        let lines: Vec<String> = conflicts
+            .iter()
+            .map(|(m, av, p)| format!("conflict with \"{m}\" using {av}: {}", display_path(p)))
+            .collect();
         let message = if lines.len() == 1 {
             format!("Apply failed with 1 conflict: {}", lines[0])
         } else {
-            format!("Apply failed with {} conflicts: {}", lines.len(), lines.join("\n"))
+            format!(
+                "Apply failed with {} conflicts: {}",
+                lines.len(),
+                lines.join("\n")
+            )
         };
         return Err(ApiError::new(409, "Conflict", message).with_details(json!({"causes": causes})));
     }
@@ -404,7 +462,11 @@ pub fn apply(
         if !others.contains(p) {
             remove_at(&mut object, p);
             let mut parent = p.clone();
-            while parent.last().is_some_and(|t| t == ".") || parent.last().is_some_and(|t| t.starts_with("f:") || t.starts_with("k:") || t.starts_with("v:")) {
+            while parent.last().is_some_and(|t| t == ".")
+                || parent.last().is_some_and(|t| {
+                    t.starts_with("f:") || t.starts_with("k:") || t.starts_with("v:")
+                })
+            {
                 parent.pop();
                 if !parent.is_empty() {
                     emptied.insert(parent.clone());
@@ -416,8 +478,14 @@ pub fn apply(
     let mut by_depth: Vec<Path> = emptied.into_iter().collect();
     by_depth.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in by_depth {
-        let empty = value_at(&object, &p).is_some_and(|v| v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty));
-        if empty && !others.contains(&p) && !new_set.contains(&p) && p.last().is_some_and(|t| t.starts_with("f:")) {
+        let empty = value_at(&object, &p).is_some_and(|v| {
+            v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)
+        });
+        if empty
+            && !others.contains(&p)
+            && !new_set.contains(&p)
+            && p.last().is_some_and(|t| t.starts_with("f:"))
+        {
             remove_at(&mut object, &p);
         }
     }
@@ -437,7 +505,9 @@ pub fn apply(
     for e in &mut entries {
         e.fields.retain(|p| !taken.contains(p));
     }
-    entries.retain(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == subresource));
+    entries.retain(|e| {
+        !(e.manager == manager && e.operation == "Apply" && e.subresource == subresource)
+    });
     entries.push(Entry {
         manager: manager.to_string(),
         operation: "Apply".into(),
@@ -458,11 +528,20 @@ mod tests {
     fn apply_conflicts_then_force_takes_ownership() {
         let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
         let first = apply(None, &cfg, "a", false, "", "t").map(|a| a.object);
-        let Ok(live) = first else { panic!("first apply failed") };
+        let Ok(live) = first else {
+            panic!("first apply failed")
+        };
         let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 3}});
-        let err = apply(Some(&live), &other, "b", false, "", "t").err().map(|e| e.message);
-        assert_eq!(err.as_deref(), Some("Apply failed with 1 conflict: conflict with \"a\" using apps/v1: .spec.replicas"));
-        let forced = apply(Some(&live), &other, "b", true, "", "t").map(|a| a.object["spec"]["replicas"].clone()).ok();
+        let err = apply(Some(&live), &other, "b", false, "", "t")
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("Apply failed with 1 conflict: conflict with \"a\" using apps/v1: .spec.replicas")
+        );
+        let forced = apply(Some(&live), &other, "b", true, "", "t")
+            .map(|a| a.object["spec"]["replicas"].clone())
+            .ok();
         assert_eq!(forced, Some(json!(3)));
     }
 
@@ -471,7 +550,9 @@ mod tests {
         let v1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}});
         let v2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}});
         let live = apply(None, &v1, "m", false, "", "t").map(|a| a.object).ok();
-        let out = live.and_then(|l| apply(Some(&l), &v2, "m", false, "", "t").ok()).map(|a| a.object["metadata"]["labels"].clone());
+        let out = live
+            .and_then(|l| apply(Some(&l), &v2, "m", false, "", "t").ok())
+            .map(|a| a.object["metadata"]["labels"].clone());
         assert_eq!(out, Some(json!({"a": "1"})));
     }
 }

@@ -14,11 +14,26 @@ pub const DISCOVERY_DOCS: &[(&str, &str)] = &[
     ("/apis/batch/v1", include_str!("api/apis__batch__v1.json")),
     ("/apis/policy", include_str!("api/apis__policy.json")),
     ("/apis/policy/v1", include_str!("api/apis__policy__v1.json")),
-    ("/apis/autoscaling/v1", include_str!("api/apis__autoscaling__v1.json")),
-    ("/apis/apiextensions.k8s.io/v1", include_str!("api/apis__apiextensions.k8s.io__v1.json")),
-    ("/apis/coordination.k8s.io/v1", include_str!("api/apis__coordination.k8s.io__v1.json")),
-    ("/apis/storage.k8s.io/v1", include_str!("api/apis__storage.k8s.io__v1.json")),
-    ("/apis/rbac.authorization.k8s.io/v1", include_str!("api/apis__rbac.authorization.k8s.io__v1.json")),
+    (
+        "/apis/autoscaling/v1",
+        include_str!("api/apis__autoscaling__v1.json"),
+    ),
+    (
+        "/apis/apiextensions.k8s.io/v1",
+        include_str!("api/apis__apiextensions.k8s.io__v1.json"),
+    ),
+    (
+        "/apis/coordination.k8s.io/v1",
+        include_str!("api/apis__coordination.k8s.io__v1.json"),
+    ),
+    (
+        "/apis/storage.k8s.io/v1",
+        include_str!("api/apis__storage.k8s.io__v1.json"),
+    ),
+    (
+        "/apis/rbac.authorization.k8s.io/v1",
+        include_str!("api/apis__rbac.authorization.k8s.io__v1.json"),
+    ),
 ];
 
 /// One served resource (a row of the kind table).
@@ -64,7 +79,11 @@ pub struct ScalePaths {
 impl ResourceType {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Whether the resource has a subresource.
@@ -80,8 +99,18 @@ impl ResourceType {
         })];
         for sub in &self.subresources {
             let (kind, verbs, group, version) = match sub.as_str() {
-                "scale" => ("Scale", json!(["get", "patch", "update"]), "autoscaling", "v1"),
-                _ => (self.kind.as_str(), json!(["get", "patch", "update"]), "", ""),
+                "scale" => (
+                    "Scale",
+                    json!(["get", "patch", "update"]),
+                    "autoscaling",
+                    "v1",
+                ),
+                _ => (
+                    self.kind.as_str(),
+                    json!(["get", "patch", "update"]),
+                    "",
+                    "",
+                ),
             };
             let mut e = json!({"name": format!("{}/{}", self.plural, sub), "singularName": "", "namespaced": self.namespaced, "kind": kind, "verbs": verbs});
             if !group.is_empty() {
@@ -113,14 +142,19 @@ impl KindTable {
         let mut docs = Vec::new();
         let mut types: Vec<ResourceType> = Vec::new();
         for (path, text) in DISCOVERY_DOCS {
-            let Ok(doc) = serde_json::from_str::<Value>(text) else { continue };
+            let Ok(doc) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
             if doc["kind"] == "APIResourceList" {
                 let gv = doc["groupVersion"].as_str().unwrap_or_default();
                 let (group, version) = gv.rsplit_once('/').unwrap_or(("", gv));
                 for r in doc["resources"].as_array().into_iter().flatten() {
                     let name = r["name"].as_str().unwrap_or_default();
                     if let Some((parent, sub)) = name.split_once('/') {
-                        if let Some(t) = types.iter_mut().find(|t| t.group == group && t.plural == parent) {
+                        if let Some(t) = types
+                            .iter_mut()
+                            .find(|t| t.group == group && t.plural == parent)
+                        {
                             t.subresources.push(sub.to_string());
                         }
                         continue;
@@ -153,12 +187,16 @@ impl KindTable {
 
     /// Finds a resource by group, version and plural.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
     /// Finds a resource by group and kind (any version).
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.kind == kind)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind)
     }
 
     /// Adds (or replaces) the resource types served for a CRD.
@@ -179,12 +217,16 @@ impl KindTable {
             "/api" => self.doc("/api"),
             "/apis" => Some(self.group_list()),
             _ => {
-                let rest = path.strip_prefix("/apis/").or_else(|| path.strip_prefix("/api/").map(|_| ""))?;
+                let rest = path
+                    .strip_prefix("/apis/")
+                    .or_else(|| path.strip_prefix("/api/").map(|_| ""))?;
                 if path == "/api/v1" {
                     return Some(self.resource_list("", "v1"));
                 }
                 match rest.split_once('/') {
-                    Some((g, v)) => self.has_group_version(g, v).then(|| self.resource_list(g, v)),
+                    Some((g, v)) => self
+                        .has_group_version(g, v)
+                        .then(|| self.resource_list(g, v)),
                     None => self.group(rest),
                 }
             }
@@ -192,7 +234,10 @@ impl KindTable {
     }
 
     fn doc(&self, path: &str) -> Option<Value> {
-        self.docs.iter().find(|(p, _)| p == path).map(|(_, d)| d.clone())
+        self.docs
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, d)| d.clone())
     }
 
     fn has_group_version(&self, g: &str, v: &str) -> bool {
@@ -242,14 +287,26 @@ impl KindTable {
     }
 
     fn resource_list(&self, g: &str, v: &str) -> Value {
-        let gv = if g.is_empty() { v.to_string() } else { format!("{g}/{v}") };
-        let path = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
+        let gv = if g.is_empty() {
+            v.to_string()
+        } else {
+            format!("{g}/{v}")
+        };
+        let path = if g.is_empty() {
+            format!("/api/{v}")
+        } else {
+            format!("/apis/{g}/{v}")
+        };
         // Built-in lists are served as the real documents; CRD groups are generated.
         let mut resources: Vec<Value> = match self.doc(&path) {
             Some(doc) => doc["resources"].as_array().cloned().unwrap_or_default(),
             None => Vec::new(),
         };
-        for t in self.types.iter().filter(|t| t.group == g && t.version == v && t.crd.is_some()) {
+        for t in self
+            .types
+            .iter()
+            .filter(|t| t.group == g && t.version == v && t.crd.is_some())
+        {
             resources.extend(t.discovery_entries());
         }
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
@@ -257,5 +314,9 @@ impl KindTable {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }

@@ -31,7 +31,11 @@ struct Params {
 
 fn params(w: &World, ns: &str, name: &str, q: &Query) -> Result<Params, ApiError> {
     let Some(pod) = w.get("", "pods", ns, name) else {
-        return Err(ApiError::not_found(Subject { group: "", resource: "pods", name }));
+        return Err(ApiError::not_found(Subject {
+            group: "",
+            resource: "pods",
+            name,
+        }));
     };
     let names = container_names(&pod);
     let container = match q.get("container") {
@@ -45,26 +49,51 @@ fn params(w: &World, ns: &str, name: &str, q: &Query) -> Result<Params, ApiError
         }
     };
     if !names.contains(&container) {
-        return Err(ApiError::bad_request(format!("container {container} is not valid for pod {name}")));
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
     }
     let started = pod["status"]["containerStatuses"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|c| c["name"] == container.as_str() && (c["state"]["running"].is_object() || c["state"]["terminated"].is_object()));
+        .any(|c| {
+            c["name"] == container.as_str()
+                && (c["state"]["running"].is_object() || c["state"]["terminated"].is_object())
+        });
     if !started {
-        return Err(ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating")));
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
     }
     if q.get("previous").is_some_and(|v| v == "true") {
-        return Err(ApiError::bad_request(format!("previous terminated container \"{container}\" in pod \"{name}\" not found")));
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{container}\" in pod \"{name}\" not found"
+        )));
     }
     let since = match (q.get("sinceSeconds"), q.get("sinceTime")) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid("", "PodLogOptions", "", &[("FieldValueForbidden", "sinceTime", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified")])),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "",
+                "PodLogOptions",
+                "",
+                &[(
+                    "FieldValueForbidden",
+                    "sinceTime",
+                    "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+                )],
+            ));
+        }
         (Some(s), None) => {
-            let secs: i64 = s.parse().map_err(|_| ApiError::bad_request(format!("invalid sinceSeconds {s}")))?;
+            let secs: i64 = s
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid sinceSeconds {s}")))?;
             Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs))
         }
-        (None, Some(t)) => Some(t.parse::<jiff::Timestamp>().map_err(|e| ApiError::bad_request(format!("invalid sinceTime {t}: {e}")))?),
+        (None, Some(t)) => Some(
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| ApiError::bad_request(format!("invalid sinceTime {t}: {e}")))?,
+        ),
         (None, None) => None,
     };
     Ok(Params {
@@ -82,15 +111,28 @@ pub fn serve(sh: Arc<Shared>, ns: &str, name: &str, q: &Query) -> Result<Respons
     let (p, initial, mut next, mut changed, mut store_changed) = {
         let w = sh.lock();
         let p = params(&w, ns, name, q)?;
-        let lines: Vec<LogLine> = w.logs.get(&(ns.to_string(), name.to_string(), p.container.clone())).cloned().unwrap_or_default();
+        let lines: Vec<LogLine> = w
+            .logs
+            .get(&(ns.to_string(), name.to_string(), p.container.clone()))
+            .cloned()
+            .unwrap_or_default();
         let total = lines.len();
-        let mut sel: Vec<&LogLine> = lines.iter().filter(|l| p.since.is_none_or(|s| l.ts >= s)).collect();
+        let mut sel: Vec<&LogLine> = lines
+            .iter()
+            .filter(|l| p.since.is_none_or(|s| l.ts >= s))
+            .collect();
         if let Some(t) = p.tail {
             let skip = sel.len().saturating_sub(t);
             sel.drain(..skip);
         }
         let text: String = sel.iter().map(|l| render(l, p.timestamps)).collect();
-        (p, text, total, w.logs_changed.subscribe(), w.store.subscribe())
+        (
+            p,
+            text,
+            total,
+            w.logs_changed.subscribe(),
+            w.store.subscribe(),
+        )
     };
     let mut budget = p.limit.unwrap_or(usize::MAX);
     let mut first = initial.into_bytes();
@@ -116,7 +158,11 @@ pub fn serve(sh: Arc<Shared>, ns: &str, name: &str, q: &Query) -> Result<Respons
             }
             let (chunk, gone) = {
                 let w = sh.lock();
-                let lines = w.logs.get(&key).map(|l| l[next.min(l.len())..].to_vec()).unwrap_or_default();
+                let lines = w
+                    .logs
+                    .get(&key)
+                    .map(|l| l[next.min(l.len())..].to_vec())
+                    .unwrap_or_default();
                 next += lines.len();
                 let text: String = lines.iter().map(|l| render(l, p.timestamps)).collect();
                 let gone = w.get("", "pods", &ns, &name).is_none_or(|pod| {

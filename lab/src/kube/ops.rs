@@ -45,7 +45,11 @@ pub struct DeleteOpts {
 }
 
 fn subject<'a>(rt: &'a ResourceType, name: &'a str) -> Subject<'a> {
-    Subject { group: &rt.group, resource: &rt.plural, name }
+    Subject {
+        group: &rt.group,
+        resource: &rt.plural,
+        name,
+    }
 }
 
 fn spec_of(obj: &Value) -> Value {
@@ -61,12 +65,22 @@ fn spec_of(obj: &Value) -> Value {
 
 impl World {
     /// Checks the namespace of a namespaced write: it must exist and not be terminating.
-    pub fn check_namespace(&self, rt: &ResourceType, ns: &str, name: &str, creating: bool) -> Result<(), ApiError> {
+    pub fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        creating: bool,
+    ) -> Result<(), ApiError> {
         if !rt.namespaced {
             return Ok(());
         }
         let Some(nso) = self.get("", "namespaces", "", ns) else {
-            return Err(ApiError::not_found(Subject { group: "", resource: "namespaces", name: ns }));
+            return Err(ApiError::not_found(Subject {
+                group: "",
+                resource: "namespaces",
+                name: ns,
+            }));
         };
         if creating && nso["metadata"]["deletionTimestamp"].is_string() {
             return Err(ApiError::new(
@@ -80,25 +94,41 @@ impl World {
     }
 
     /// POST: creates an object.
-    pub fn create(&mut self, rt: &ResourceType, ns: &str, mut obj: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request is not an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request is not an object",
+            ));
         }
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
         }
-        let body_ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let body_ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if rt.namespaced {
             if !body_ns.is_empty() && body_ns != ns {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             obj["metadata"]["namespace"] = json!(ns);
         } else if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
         }
-        let mut name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let mut name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
             match obj["metadata"]["generateName"].as_str() {
                 Some(prefix) if !prefix.is_empty() => {
@@ -106,7 +136,16 @@ impl World {
                     obj["metadata"]["name"] = json!(name);
                 }
                 _ => {
-                    return Err(ApiError::invalid(&rt.group, &rt.kind, "", &[("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")]));
+                    return Err(ApiError::invalid(
+                        &rt.group,
+                        &rt.kind,
+                        "",
+                        &[(
+                            "FieldValueRequired",
+                            "metadata.name",
+                            "Required value: name or generateName is required",
+                        )],
+                    ));
                 }
             }
         }
@@ -128,10 +167,11 @@ impl World {
             m.remove("deletionTimestamp");
             m.remove("managedFields");
         }
-        if rt.has_sub("status") && rt.kind != "Node" {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.has_sub("status")
+            && rt.kind != "Node"
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
         }
         defaults::apply_defaults(rt, &mut obj);
         if !opts.manager.is_empty() {
@@ -146,18 +186,30 @@ impl World {
     }
 
     /// PUT/PATCH: replaces an object (or its status) with `new`.
-    pub fn update(&mut self, rt: &ResourceType, ns: &str, name: &str, mut new: Value, part: Part, opts: &WriteOpts) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut new: Value,
+        part: Part,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         let key = gr(rt);
         let store_ns = if rt.namespaced { ns } else { "" };
         let Some(old) = self.store.get(&key, store_ns, name).cloned() else {
             return Err(ApiError::not_found(subject(rt, name)));
         };
         if !new.is_object() {
-            return Err(ApiError::bad_request("the body of the request is not an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request is not an object",
+            ));
         }
         let body_name = new["metadata"]["name"].as_str().unwrap_or(name);
         if body_name != name {
-            return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
         }
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
@@ -190,7 +242,15 @@ impl World {
                 if !new["metadata"].is_object() {
                     new["metadata"] = json!({});
                 }
-                for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generateName"] {
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "namespace",
+                    "name",
+                    "generateName",
+                ] {
                     match old["metadata"].get(f) {
                         Some(v) => new["metadata"][f] = v.clone(),
                         None => {
@@ -208,13 +268,21 @@ impl World {
         };
         obj["metadata"]["generation"] = old["metadata"]["generation"].clone();
         if spec_of(&obj) != spec_of(&old) && obj["metadata"]["generation"].is_u64() {
-            obj["metadata"]["generation"] = json!(old["metadata"]["generation"].as_u64().unwrap_or(1) + 1);
+            obj["metadata"]["generation"] =
+                json!(old["metadata"]["generation"].as_u64().unwrap_or(1) + 1);
         }
         defaults::apply_defaults(rt, &mut obj);
         defaults::validate(rt, &obj)?;
         if part != Part::Applied && !opts.manager.is_empty() {
             let sub = if part == Part::Status { "status" } else { "" };
-            fields::record_update(Some(&old), &mut obj, &opts.manager, &rt.api_version(), sub, &now_rfc3339());
+            fields::record_update(
+                Some(&old),
+                &mut obj,
+                &opts.manager,
+                &rt.api_version(),
+                sub,
+                &now_rfc3339(),
+            );
         }
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         if strip_times(&obj) == strip_times(&old) {
@@ -224,7 +292,9 @@ impl World {
             return Ok(obj);
         }
         if obj["metadata"]["deletionTimestamp"].is_string()
-            && obj["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && obj["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
             && !(rt.kind == "Pod" && obj["spec"]["nodeName"].is_string())
         {
             return Ok(self.store.remove(&key, store_ns, name).unwrap_or(obj));
@@ -236,20 +306,38 @@ impl World {
 
     /// DELETE: removes an object now, or marks it for deletion. `Ok(Left)`: the object (still
     /// pending); `Ok(Right)`: the Success status.
-    pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str, opts: &DeleteOpts) -> Result<Value, ApiError> {
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
         let key = gr(rt);
         let store_ns = if rt.namespaced { ns } else { "" };
         let Some(mut obj) = self.store.get(&key, store_ns, name).cloned() else {
             return Err(ApiError::not_found(subject(rt, name)));
         };
-        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if let Some(want) = &opts.uid
             && *want != uid
         {
-            return Err(ApiError::new(409, "Conflict", format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}")).with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            )
+            .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
         }
         if let Some(want) = &opts.rv {
-            let have = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+            let have = obj["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
             if want != have {
                 return Err(ApiError::new(409, "Conflict", format!("Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}")).with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
             }
@@ -260,11 +348,17 @@ impl World {
         }
         let now = now_rfc3339();
         let already = obj["metadata"]["deletionTimestamp"].is_string();
-        let policy = opts.propagation.clone().unwrap_or_else(|| "Background".into());
+        let policy = opts
+            .propagation
+            .clone()
+            .unwrap_or_else(|| "Background".into());
         if policy == "Orphan" {
             self.orphan_dependents(&uid);
         }
-        let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if policy == "Foreground" && !already && self.has_dependents(&uid) {
             finalizers.push(json!("foregroundDeletion"));
         }
@@ -278,18 +372,29 @@ impl World {
             return Ok(obj);
         }
         // Bound pods terminate gracefully: the kubelet removes them when the grace is over.
-        let grace = opts.grace.unwrap_or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30));
+        let grace = opts.grace.unwrap_or_else(|| {
+            obj["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30)
+        });
         let bound = rt.kind == "Pod" && obj["spec"]["nodeName"].is_string();
-        let terminal = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        let terminal = matches!(
+            obj["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
         if bound && grace > 0 && !terminal || !finalizers.is_empty() {
             if !already {
                 obj["metadata"]["deletionTimestamp"] = json!(now);
-                obj["metadata"]["deletionGracePeriodSeconds"] = json!(if bound { grace } else { 0 });
+                obj["metadata"]["deletionGracePeriodSeconds"] =
+                    json!(if bound { grace } else { 0 });
                 obj["metadata"]["finalizers"] = json!(finalizers);
-                if finalizers.is_empty() && let Some(m) = obj["metadata"].as_object_mut() {
+                if finalizers.is_empty()
+                    && let Some(m) = obj["metadata"].as_object_mut()
+                {
                     m.remove("finalizers");
                 }
-                self.timers.insert((uid.clone(), "deleted"), std::time::Instant::now());
+                self.timers
+                    .insert((uid.clone(), "deleted"), std::time::Instant::now());
                 let stored = self.store.put(&key, obj);
                 self.after_write(rt, &stored);
                 return Ok(stored);
@@ -310,7 +415,11 @@ impl World {
     fn has_dependents(&self, uid: &str) -> bool {
         self.kinds.types().iter().any(|t| {
             self.store.list(&gr(t), None).iter().any(|o| {
-                o["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|r| r["uid"] == uid)
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["uid"] == uid)
             })
         })
     }
@@ -319,7 +428,9 @@ impl World {
         let types: Vec<ResourceType> = self.kinds.types().to_vec();
         for t in types {
             for mut o in self.store.list_owned(&gr(&t), None) {
-                let Some(refs) = o["metadata"]["ownerReferences"].as_array().cloned() else { continue };
+                let Some(refs) = o["metadata"]["ownerReferences"].as_array().cloned() else {
+                    continue;
+                };
                 if refs.iter().any(|r| r["uid"] == uid) {
                     let kept: Vec<Value> = refs.into_iter().filter(|r| r["uid"] != uid).collect();
                     if kept.is_empty() {

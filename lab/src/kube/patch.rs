@@ -8,7 +8,12 @@ use super::status::ApiError;
 /// The list merge key of a field, from the Kubernetes OpenAPI (`x-kubernetes-patch-merge-key`).
 pub fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "ports" => "containerPort",
@@ -24,7 +29,12 @@ pub fn merge_key(field: &str) -> Option<&'static str> {
 /// The key of a keyed list element; `ports` of a Service are keyed by `port`.
 pub fn element_key(field: &str, elem: &Value) -> Option<(String, Value)> {
     let key = merge_key(field)?;
-    let key = if field == "ports" && elem.get("containerPort").is_none() && elem.get("port").is_some() { "port" } else { key };
+    let key =
+        if field == "ports" && elem.get("containerPort").is_none() && elem.get("port").is_some() {
+            "port"
+        } else {
+            key
+        };
     elem.get(key).map(|v| (key.to_string(), v.clone()))
 }
 
@@ -73,7 +83,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(t) = target else { return Ok(()) };
+    let Value::Object(t) = target else {
+        return Ok(());
+    };
     for (k, v) in p {
         if k.starts_with("$setElementOrder/") || k.starts_with("$retainKeys") || k == "$patch" {
             continue;
@@ -103,14 +115,25 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError
 }
 
 fn merge_list(field: &str, cur: &mut Value, items: &[Value]) -> Result<(), ApiError> {
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *cur = Value::Array(items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect());
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *cur = Value::Array(
+            items
+                .iter()
+                .filter(|i| i.get("$patch").is_none())
+                .cloned()
+                .collect(),
+        );
         return Ok(());
     }
     if !cur.is_array() {
         *cur = Value::Array(Vec::new());
     }
-    let Value::Array(list) = cur else { return Ok(()) };
+    let Value::Array(list) = cur else {
+        return Ok(());
+    };
     if merges_primitives(field) {
         for i in items {
             if !list.contains(i) {
@@ -151,7 +174,10 @@ fn merge_list(field: &str, cur: &mut Value, items: &[Value]) -> Result<(), ApiEr
 /// Applies an RFC 6902 JSON patch.
 pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), ApiError> {
     let bad = |m: String| ApiError::new(422, "Invalid", m);
-    for op in ops.as_array().ok_or_else(|| ApiError::bad_request("json patch must be an array"))? {
+    for op in ops
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("json patch must be an array"))?
+    {
         let path = op["path"].as_str().unwrap_or_default();
         let kind = op["op"].as_str().unwrap_or_default();
         let (parent, last) = match path.rsplit_once('/') {
@@ -169,7 +195,10 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), ApiError> {
         let from_value = match kind {
             "move" | "copy" => {
                 let from = op["from"].as_str().unwrap_or_default();
-                let v = target.pointer(from).cloned().ok_or_else(|| bad(format!("missing value at {from}")))?;
+                let v = target
+                    .pointer(from)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("missing value at {from}")))?;
                 if kind == "move" {
                     remove_at(target, from);
                 }
@@ -177,7 +206,9 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), ApiError> {
             }
             _ => None,
         };
-        let container = target.pointer_mut(parent).ok_or_else(|| bad(format!("doc is missing path: {path}")))?;
+        let container = target
+            .pointer_mut(parent)
+            .ok_or_else(|| bad(format!("doc is missing path: {path}")))?;
         match (kind, container) {
             ("remove", c) => {
                 if !remove_in(c, &last) {
@@ -192,7 +223,9 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), ApiError> {
                 if last == "-" {
                     a.push(v);
                 } else {
-                    let i: usize = last.parse().map_err(|_| bad(format!("invalid index {last}")))?;
+                    let i: usize = last
+                        .parse()
+                        .map_err(|_| bad(format!("invalid index {last}")))?;
                     if kind == "replace" && i < a.len() {
                         a[i] = v;
                     } else if i <= a.len() {
@@ -240,7 +273,10 @@ mod tests {
         let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
         let patch = json!({"spec": {"containers": [{"name": "a", "image": "x2"}, {"name": "b", "$patch": "delete"}]}});
         assert!(strategic_merge(&mut pod, &patch).is_ok());
-        assert_eq!(pod, json!({"spec": {"containers": [{"name": "a", "image": "x2"}]}}));
+        assert_eq!(
+            pod,
+            json!({"spec": {"containers": [{"name": "a", "image": "x2"}]}})
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use super::status::{ApiError, Subject};
 use super::store::gr;
 
 fn get_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
-    path.trim_start_matches('.').split('.').fold(obj, |cur, seg| &cur[seg])
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(obj, |cur, seg| &cur[seg])
 }
 
 fn set_path(obj: &mut Value, path: &str, v: Value) {
@@ -45,7 +47,12 @@ pub fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
         None => {
             let s = &obj["spec"]["selector"];
             if rt.kind == "ReplicationController" {
-                let parts: Vec<String> = s.as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+                let parts: Vec<String> = s
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
                 parts.join(",")
             } else {
                 LabelSelector::from_object(s).to_query()
@@ -63,10 +70,29 @@ pub fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
 
 /// Serves GET, PUT and PATCH on `…/scale`.
 #[allow(clippy::too_many_arguments)]
-pub fn serve(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Method, headers: &HeaderMap, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
+pub fn serve(
+    sh: &Arc<Shared>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    m: &Method,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut w = sh.lock();
     let store_ns = if rt.namespaced { ns } else { "" };
-    let obj = w.store.get(&gr(rt), store_ns, name).cloned().ok_or_else(|| ApiError::not_found(Subject { group: &rt.group, resource: &rt.plural, name }))?;
+    let obj = w
+        .store
+        .get(&gr(rt), store_ns, name)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(Subject {
+                group: &rt.group,
+                resource: &rt.plural,
+                name,
+            })
+        })?;
     let current = scale_of(rt, &obj);
     let wanted = match *m {
         Method::GET => return Ok(json_response(200, &current)),
@@ -74,7 +100,10 @@ pub fn serve(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Meth
         Method::PATCH => {
             let p = parse_body(body)?;
             let mut s = current.clone();
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             match ct.split(';').next().unwrap_or_default() {
                 "application/json-patch+json" => patch::json_patch(&mut s, &p)?,
                 "application/strategic-merge-patch+json" => patch::strategic_merge(&mut s, &p)?,
@@ -89,13 +118,31 @@ pub fn serve(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Meth
         && !rv.is_empty()
         && Some(rv) != obj["metadata"]["resourceVersion"].as_str()
     {
-        return Err(ApiError::conflict(Subject { group: &rt.group, resource: &rt.plural, name }));
+        return Err(ApiError::conflict(Subject {
+            group: &rt.group,
+            resource: &rt.plural,
+            name,
+        }));
     }
     let Some(replicas) = wanted["spec"]["replicas"].as_i64() else {
-        return Err(ApiError::invalid("autoscaling", "Scale", name, &[("FieldValueRequired", "spec.replicas", "Required value")]));
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            &[("FieldValueRequired", "spec.replicas", "Required value")],
+        ));
     };
     if replicas < 0 {
-        return Err(ApiError::invalid("autoscaling", "Scale", name, &[("FieldValueInvalid", "spec.replicas", &format!("Invalid value: {replicas}: must be greater than or equal to 0"))]));
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            &[(
+                "FieldValueInvalid",
+                "spec.replicas",
+                &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            )],
+        ));
     }
     let (spec_path, _, _) = paths(rt);
     let mut updated = obj.clone();
@@ -104,9 +151,19 @@ pub fn serve(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Meth
         m.remove("resourceVersion");
     }
     let mgr = q.get("fieldManager").cloned().unwrap_or_else(|| {
-        headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("unknown").split('/').next().unwrap_or("unknown").to_string()
+        headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .split('/')
+            .next()
+            .unwrap_or("unknown")
+            .to_string()
     });
-    let opts = WriteOpts { dry_run: q.get("dryRun").is_some_and(|v| v == "All"), manager: mgr };
+    let opts = WriteOpts {
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        manager: mgr,
+    };
     let out = w.update(rt, ns, name, updated, Part::Main, &opts)?;
     Ok(json_response(200, &scale_of(rt, &out)))
 }

@@ -34,18 +34,31 @@ fn split_top(s: &str) -> Vec<&str> {
         }
     }
     out.push(&s[start..]);
-    out.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+    out.into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn set_values(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 impl LabelSelector {
     /// Parses a selector such as `app=web,tier in (a,b),!legacy`.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = || ApiError::bad_request(format!("unable to parse requirement: found '{s}', expected: valid label selector"));
+        let bad = || {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{s}', expected: valid label selector"
+            ))
+        };
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let r = if let Some(k) = part.strip_prefix('!') {
@@ -75,13 +88,20 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel["matchLabels"].as_object() {
             for (k, v) in m {
-                reqs.push(Requirement::Eq(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                reqs.push(Requirement::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
         for e in sel["matchExpressions"].as_array().into_iter().flatten() {
             let k = e["key"].as_str().unwrap_or_default().to_string();
-            let vals: Vec<String> =
-                e["values"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            let vals: Vec<String> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
             reqs.push(match e["operator"].as_str().unwrap_or_default() {
                 "In" => Requirement::In(k, vals),
                 "NotIn" => Requirement::NotIn(k, vals),
@@ -137,7 +157,13 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
-const FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "spec.unschedulable"];
+const FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "status.phase",
+    "spec.unschedulable",
+];
 
 impl FieldSelector {
     /// Parses `spec.nodeName=n1,status.phase!=Succeeded`.
@@ -151,13 +177,15 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
             if !FIELDS.contains(&k) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {k}"
-                ))
-                .with_details(serde_json::json!({"kind": kind})));
+                return Err(
+                    ApiError::bad_request(format!("field label not supported: {k}"))
+                        .with_details(serde_json::json!({"kind": kind})),
+                );
             }
             out.push((k.to_string(), eq, v.to_string()));
         }
@@ -199,7 +227,11 @@ mod tests {
             ("app,!legacy", true),
             ("legacy", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).map(|s| s.matches(&obj)).ok(), Some(want), "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).map(|s| s.matches(&obj)).ok(),
+                Some(want),
+                "{sel}"
+            );
         }
     }
 

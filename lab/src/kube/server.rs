@@ -29,12 +29,16 @@ pub struct Shared {
 impl Shared {
     /// Shares a world.
     pub fn new(world: World) -> Self {
-        Shared { world: Mutex::new(world) }
+        Shared {
+            world: Mutex::new(world),
+        }
     }
 
     /// Locks the world (a poisoned lock is taken over: the state stays usable).
     pub fn lock(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -44,7 +48,12 @@ pub type Query = BTreeMap<String, String>;
 /// A JSON response.
 pub fn json_response(code: u16, v: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 /// An error response with its `Status` body.
@@ -63,17 +72,28 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
     let query: Query = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let (latency, fault) = {
         let mut w = sh.lock();
-        (w.faults.latency, w.faults.take(parts.method.as_str(), &path))
+        (
+            w.faults.latency,
+            w.faults.take(parts.method.as_str(), &path),
+        )
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if let Some(code) = fault {
-        return error_response(&ApiError::new(code, reason_for(code), format!("injected fault: {code}")));
+        return error_response(&ApiError::new(
+            code,
+            reason_for(code),
+            format!("injected fault: {code}"),
+        ));
     }
     let bytes = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
@@ -104,7 +124,11 @@ fn not_found_path() -> ApiError {
 }
 
 fn parse_target(w: &World, path: &str) -> Result<Option<Target>, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -113,7 +137,11 @@ fn parse_target(w: &World, path: &str) -> Result<Option<Target>, ApiError> {
     if rest.is_empty() {
         return Ok(None);
     }
-    let namespaced_res = |p: &str| w.kinds.find(group, version, p).is_some_and(|t| t.namespaced);
+    let namespaced_res = |p: &str| {
+        w.kinds
+            .find(group, version, p)
+            .is_some_and(|t| t.namespaced)
+    };
     let (ns, rest) = match rest {
         ["namespaces", ns, plural, more @ ..] if namespaced_res(plural) => (ns.to_string(), {
             let mut v = vec![*plural];
@@ -128,7 +156,12 @@ fn parse_target(w: &World, path: &str) -> Result<Option<Target>, ApiError> {
     if rest.len() > 3 {
         return Err(not_found_path());
     }
-    Ok(Some(Target { rt, ns, name: rest.get(1).map(|s| s.to_string()), sub: rest.get(2).map(|s| s.to_string()) }))
+    Ok(Some(Target {
+        rt,
+        ns,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    }))
 }
 
 fn version_info() -> Value {
@@ -142,12 +175,18 @@ fn manager(q: &Query, headers: &HeaderMap) -> String {
     if let Some(m) = q.get("fieldManager") {
         return m.clone();
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
     ua.split('/').next().unwrap_or("unknown").to_string()
 }
 
 fn write_opts(q: &Query, headers: &HeaderMap) -> WriteOpts {
-    WriteOpts { dry_run: q.get("dryRun").is_some_and(|v| v == "All"), manager: manager(q, headers) }
+    WriteOpts {
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        manager: manager(q, headers),
+    }
 }
 
 /// Parses a JSON body (YAML is accepted when it is JSON, as kube and kubectl send).
@@ -159,21 +198,47 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 fn content_type(headers: &HeaderMap) -> String {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").split(';').next().unwrap_or_default().trim().to_string()
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
 }
 
-async fn route(sh: &Arc<Shared>, method: &Method, headers: &HeaderMap, path: &str, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
+async fn route(
+    sh: &Arc<Shared>,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     match path.trim_end_matches('/') {
         "/version" => return Ok(json_response(200, &version_info())),
         "/healthz" | "/readyz" | "/livez" => return Ok((StatusCode::OK, "ok").into_response()),
         // An empty OpenAPI v2 document (an empty protobuf message): kubectl's client-side
         // validation then knows no schema and accepts the objects, as with --validate=false.
         "/openapi/v2" => {
-            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], "").into_response());
+            return Ok((
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                )],
+                "",
+            )
+                .into_response());
         }
         _ => {}
     }
@@ -200,7 +265,14 @@ async fn route(sh: &Arc<Shared>, method: &Method, headers: &HeaderMap, path: &st
                 return watch::serve(sh.clone(), &rt, &ns, q);
             }
             let list = list(&sh.lock(), &rt, &ns, q)?;
-            Ok(json_response(200, &if table { table::table(&rt, &list) } else { list }))
+            Ok(json_response(
+                200,
+                &if table {
+                    table::table(&rt, &list)
+                } else {
+                    list
+                },
+            ))
         }
         (None, None, Method::POST) => {
             let obj = parse_body(body)?;
@@ -210,21 +282,41 @@ async fn route(sh: &Arc<Shared>, method: &Method, headers: &HeaderMap, path: &st
         }
         (None, None, Method::DELETE) => {
             let mut w = sh.lock();
-            let items: Vec<Value> = list(&w, &rt, &ns, q)?["items"].as_array().cloned().unwrap_or_default();
+            let items: Vec<Value> = list(&w, &rt, &ns, q)?["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let opts = delete_opts(q, body)?;
             for it in &items {
-                let n = it["metadata"]["name"].as_str().unwrap_or_default().to_string();
-                let nns = it["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+                let n = it["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let nns = it["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 w.delete(&rt, &nns, &n, &opts)?;
             }
-            Ok(json_response(200, &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items})))
+            Ok(json_response(
+                200,
+                &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
+            ))
         }
         (Some(name), None, m) => object_verb(sh, &rt, &ns, &name, &m, headers, q, body, table),
         (Some(name), Some("status"), m) => status_verb(sh, &rt, &ns, &name, &m, headers, q, body),
-        (Some(name), Some("scale"), m) if rt.has_sub("scale") => scale::serve(sh, &rt, &ns, &name, &m, headers, q, body),
-        (Some(name), Some("eviction"), Method::POST) if rt.kind == "Pod" => eviction::serve(sh, &rt, &ns, &name, body),
-        (Some(name), Some("log"), Method::GET) if rt.kind == "Pod" => logs::serve(sh.clone(), &ns, &name, q),
-        (_, Some(s), _) if ["scale", "eviction", "log", "status"].contains(&s) => Err(ApiError::method_not_allowed()),
+        (Some(name), Some("scale"), m) if rt.has_sub("scale") => {
+            scale::serve(sh, &rt, &ns, &name, &m, headers, q, body)
+        }
+        (Some(name), Some("eviction"), Method::POST) if rt.kind == "Pod" => {
+            eviction::serve(sh, &rt, &ns, &name, body)
+        }
+        (Some(name), Some("log"), Method::GET) if rt.kind == "Pod" => {
+            logs::serve(sh.clone(), &ns, &name, q)
+        }
+        (_, Some(s), _) if ["scale", "eviction", "log", "status"].contains(&s) => {
+            Err(ApiError::method_not_allowed())
+        }
         (_, Some(_), _) => Err(not_found_path()),
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -233,7 +325,10 @@ async fn route(sh: &Arc<Shared>, method: &Method, headers: &HeaderMap, path: &st
 /// Parses DELETE options from the query and the body.
 pub fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     let b = parse_body(body)?;
-    let grace = q.get("gracePeriodSeconds").and_then(|s| s.parse().ok()).or_else(|| b["gracePeriodSeconds"].as_i64());
+    let grace = q
+        .get("gracePeriodSeconds")
+        .and_then(|s| s.parse().ok())
+        .or_else(|| b["gracePeriodSeconds"].as_i64());
     let propagation = q
         .get("propagationPolicy")
         .cloned()
@@ -245,27 +340,60 @@ pub fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     if let Some(p) = &propagation
         && !["Background", "Foreground", "Orphan"].contains(&p.as_str())
     {
-        return Err(ApiError::invalid("", "DeleteOptions", "", &[("FieldValueNotSupported", "propagationPolicy", &format!("Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""))]));
+        return Err(ApiError::invalid(
+            "",
+            "DeleteOptions",
+            "",
+            &[(
+                "FieldValueNotSupported",
+                "propagationPolicy",
+                &format!(
+                    "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+            )],
+        ));
     }
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All")
-        || b["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        || b["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     Ok(DeleteOpts {
         propagation,
         grace,
         uid: b["preconditions"]["uid"].as_str().map(str::to_string),
-        rv: b["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        rv: b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
         dry_run,
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn object_verb(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Method, headers: &HeaderMap, q: &Query, body: &[u8], table: bool) -> Result<Response, ApiError> {
-    let subject = Subject { group: &rt.group, resource: &rt.plural, name };
+fn object_verb(
+    sh: &Arc<Shared>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    m: &Method,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &[u8],
+    table: bool,
+) -> Result<Response, ApiError> {
+    let subject = Subject {
+        group: &rt.group,
+        resource: &rt.plural,
+        name,
+    };
     let store_ns = if rt.namespaced { ns } else { "" };
     match *m {
         Method::GET => {
             let w = sh.lock();
-            let obj = w.store.get(&gr(rt), store_ns, name).cloned().ok_or_else(|| ApiError::not_found(subject))?;
+            let obj = w
+                .store
+                .get(&gr(rt), store_ns, name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(subject))?;
             let obj = with_version(rt, obj);
             if table {
                 let list = json!({"metadata": {"resourceVersion": w.store.rv().to_string()}, "items": [obj]});
@@ -290,8 +418,7 @@ fn object_verb(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Me
             let opts = delete_opts(q, body)?;
             let mut w = sh.lock();
             let out = w.delete(rt, ns, name, &opts)?;
-            let code = if out["kind"] == "Status" { 200 } else { 200 };
-            Ok(json_response(code, &out))
+            Ok(json_response(200, &out))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -308,24 +435,48 @@ fn with_version(rt: &ResourceType, mut obj: Value) -> Value {
 /// Applies a PATCH of any supported type; `sub` is "" or "status". Returns the object and the
 /// HTTP code (201 when apply created it).
 #[allow(clippy::too_many_arguments)]
-pub fn patch_object(w: &mut World, rt: &ResourceType, ns: &str, name: &str, ct: &str, body: &Value, q: &Query, headers: &HeaderMap, sub: &str) -> Result<(Value, u16), ApiError> {
+pub fn patch_object(
+    w: &mut World,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    ct: &str,
+    body: &Value,
+    q: &Query,
+    headers: &HeaderMap,
+    sub: &str,
+) -> Result<(Value, u16), ApiError> {
     let store_ns = if rt.namespaced { ns } else { "" };
     let current = w.store.get(&gr(rt), store_ns, name).cloned();
     let opts = write_opts(q, headers);
-    let part = if sub == "status" { Part::Status } else { Part::Main };
-    let subject = Subject { group: &rt.group, resource: &rt.plural, name };
+    let part = if sub == "status" {
+        Part::Status
+    } else {
+        Part::Main
+    };
+    let subject = Subject {
+        group: &rt.group,
+        resource: &rt.plural,
+        name,
+    };
     if ct == "application/apply-patch+yaml" {
         let Some(manager) = q.get("fieldManager") else {
-            return Err(ApiError::bad_request("PATCH, fieldManager is required for apply requests"));
+            return Err(ApiError::bad_request(
+                "PATCH, fieldManager is required for apply requests",
+            ));
         };
         let force = q.get("force").is_some_and(|v| v == "true");
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of an apply patch must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of an apply patch must be an object",
+            ));
         }
         if let Some(n) = body["metadata"]["name"].as_str()
             && n != name
         {
-            return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
         let applied = fields::apply(current.as_ref(), body, manager, force, sub, &now_rfc3339())?;
         let mut obj = applied.object;
@@ -336,7 +487,15 @@ pub fn patch_object(w: &mut World, rt: &ResourceType, ns: &str, name: &str, ct: 
                 }
                 obj["metadata"]["name"] = json!(name);
                 let mf = obj["metadata"]["managedFields"].clone();
-                let mut created = w.create(rt, ns, obj, &WriteOpts { dry_run: opts.dry_run, manager: String::new() })?;
+                let mut created = w.create(
+                    rt,
+                    ns,
+                    obj,
+                    &WriteOpts {
+                        dry_run: opts.dry_run,
+                        manager: String::new(),
+                    },
+                )?;
                 if !opts.dry_run {
                     created["metadata"]["managedFields"] = mf;
                     created = w.store.put(&gr(rt), created);
@@ -344,7 +503,11 @@ pub fn patch_object(w: &mut World, rt: &ResourceType, ns: &str, name: &str, ct: 
                 Ok((created, 201))
             }
             Some(_) => {
-                let part = if sub == "status" { Part::Status } else { Part::Applied };
+                let part = if sub == "status" {
+                    Part::Status
+                } else {
+                    Part::Applied
+                };
                 Ok((w.update(rt, ns, name, obj, part, &opts)?, 200))
             }
         };
@@ -367,7 +530,16 @@ pub fn patch_object(w: &mut World, rt: &ResourceType, ns: &str, name: &str, ct: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn status_verb(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Method, headers: &HeaderMap, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
+fn status_verb(
+    sh: &Arc<Shared>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    m: &Method,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     if !rt.has_sub("status") {
         return Err(not_found_path());
     }
@@ -382,7 +554,17 @@ fn status_verb(sh: &Arc<Shared>, rt: &ResourceType, ns: &str, name: &str, m: &Me
         Method::PATCH => {
             let b = parse_body(body)?;
             let mut w = sh.lock();
-            let (out, code) = patch_object(&mut w, rt, ns, name, &content_type(headers), &b, q, headers, "status")?;
+            let (out, code) = patch_object(
+                &mut w,
+                rt,
+                ns,
+                name,
+                &content_type(headers),
+                &b,
+                q,
+                headers,
+                "status",
+            )?;
             Ok(json_response(code, &out))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -394,20 +576,43 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
     String::from_utf8(bytes?).ok()
 }
 
 /// LIST with selectors and paging.
 pub fn list(w: &World, rt: &ResourceType, ns: &str, q: &Query) -> Result<Value, ApiError> {
-    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt.kind)?;
-    let scope = if rt.namespaced && !ns.is_empty() { Some(ns) } else { None };
+    let labels = LabelSelector::parse(
+        q.get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        &rt.kind,
+    )?;
+    let scope = if rt.namespaced && !ns.is_empty() {
+        Some(ns)
+    } else {
+        None
+    };
     let after = match q.get("continue").filter(|c| !c.is_empty()) {
-        Some(c) => Some(unhex(c).ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {c}")))?),
+        Some(c) => Some(
+            unhex(c)
+                .ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {c}")))?,
+        ),
         None => None,
     };
-    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
     let mut items = Vec::new();
     let mut remaining = 0usize;
     let mut last_key = String::new();
@@ -415,7 +620,11 @@ pub fn list(w: &World, rt: &ResourceType, ns: &str, q: &Query) -> Result<Value, 
         if !labels.matches(o) || !fields.matches(o) {
             continue;
         }
-        let key = format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default());
+        let key = format!(
+            "{}/{}",
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        );
         if after.as_ref().is_some_and(|a| key.as_str() <= a.as_str()) {
             continue;
         }
@@ -431,11 +640,16 @@ pub fn list(w: &World, rt: &ResourceType, ns: &str, q: &Query) -> Result<Value, 
         meta["continue"] = json!(hex(&last_key));
         meta["remainingItemCount"] = json!(remaining);
     }
-    Ok(json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items}))
+    Ok(
+        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items}),
+    )
 }
 
 /// Used by the watch and log streams: a chunked response body from a channel.
-pub fn streaming(content_type: &'static str, rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> Response {
+pub fn streaming(
+    content_type: &'static str,
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> Response {
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     Response::builder()
         .status(200)

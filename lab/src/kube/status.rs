@@ -13,7 +13,7 @@ pub struct ApiError {
     /// Human-readable message, worded like kube-apiserver's.
     pub message: String,
     /// `details` of the Status, if any.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 /// The resource an error is about, as `details` names it.
@@ -49,29 +49,42 @@ impl Subject<'_> {
 impl ApiError {
     /// A bare error with a code, reason and message.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        ApiError { code, reason: reason.to_string(), message: message.into(), details: None }
+        ApiError {
+            code,
+            reason: reason.to_string(),
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 404 `NotFound`: `pods "x" not found`.
     pub fn not_found(s: Subject<'_>) -> Self {
         ApiError {
-            details: Some(s.details()),
-            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", s.qualified(), s.name))
+            details: Some(Box::new(s.details())),
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{}\" not found", s.qualified(), s.name),
+            )
         }
     }
 
     /// 409 `AlreadyExists`: `pods "x" already exists`.
     pub fn already_exists(s: Subject<'_>) -> Self {
         ApiError {
-            details: Some(s.details()),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", s.qualified(), s.name))
+            details: Some(Box::new(s.details())),
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", s.qualified(), s.name),
+            )
         }
     }
 
     /// 409 `Conflict` for a stale resourceVersion.
     pub fn conflict(s: Subject<'_>) -> Self {
         ApiError {
-            details: Some(s.details()),
+            details: Some(Box::new(s.details())),
             ..Self::new(
                 409,
                 "Conflict",
@@ -87,12 +100,23 @@ impl ApiError {
     /// 422 `Invalid` with causes `(reason, field, message)`; `kind` is the object's Kind.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(&str, &str, &str)]) -> Self {
         let list: Vec<String> = causes.iter().map(|(_, f, m)| format!("{f}: {m}")).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
         let mut d = json!({"name": name, "kind": kind, "causes": causes.iter().map(|(r, f, m)| json!({"reason": r, "message": m, "field": f})).collect::<Vec<_>>()});
         if !group.is_empty() {
             d["group"] = json!(group);
         }
-        ApiError { details: Some(d), ..Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {joined}")) }
+        ApiError {
+            details: Some(Box::new(d)),
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{kind} \"{name}\" is invalid: {joined}"),
+            )
+        }
     }
 
     /// 400 `BadRequest`.
@@ -102,7 +126,11 @@ impl ApiError {
 
     /// 405 `MethodNotAllowed`.
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     /// 415 `UnsupportedMediaType` for a PATCH with an unknown content type.
@@ -118,7 +146,11 @@ impl ApiError {
 
     /// 410 `Expired` for a watch from a compacted resourceVersion.
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     /// 500 `InternalError`.
@@ -129,7 +161,7 @@ impl ApiError {
     /// Adds `details` to the error.
     #[must_use]
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -145,7 +177,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s
     }

@@ -116,18 +116,32 @@ impl Store {
     pub fn new_uid(&mut self) -> String {
         self.uid_seq += 1;
         let n = self.uid_seq;
-        format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", 0x6c61_6200u32 + (n >> 32) as u32, n & 0xffff, (n >> 16) & 0xfff, (n >> 28) & 0xfff, n)
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            0x6c61_6200u32 + (n >> 32) as u32,
+            n & 0xffff,
+            (n >> 16) & 0xfff,
+            (n >> 28) & 0xfff,
+            n
+        )
     }
 
     /// Gets an object.
     pub fn get(&self, gr: &Gr, ns: &str, name: &str) -> Option<&Value> {
-        self.objects.get(gr)?.get(&(ns.to_string(), name.to_string()))
+        self.objects
+            .get(gr)?
+            .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Objects of a resource, in one namespace or all (`None`), sorted by namespace and name.
     pub fn list(&self, gr: &Gr, ns: Option<&str>) -> Vec<&Value> {
-        let Some(m) = self.objects.get(gr) else { return Vec::new() };
-        m.iter().filter(|((n, _), _)| ns.is_none_or(|x| x == n)).map(|(_, v)| v).collect()
+        let Some(m) = self.objects.get(gr) else {
+            return Vec::new();
+        };
+        m.iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Clones of the objects of a resource (for controllers that then write).
@@ -141,7 +155,12 @@ impl Store {
     }
 
     fn record(&mut self, gr: &Gr, kind: EventType, object: Value) {
-        self.events.push_back(Event { rv: self.rv, gr: gr.clone(), kind, object });
+        self.events.push_back(Event {
+            rv: self.rv,
+            gr: gr.clone(),
+            kind,
+            object,
+        });
         while self.events.len() > self.max_events {
             if let Some(e) = self.events.pop_front() {
                 self.oldest = e.rv;
@@ -153,19 +172,32 @@ impl Store {
     /// Stores an object, new or changed, giving it the next resourceVersion. The caller has set
     /// every other field; this records ADDED or MODIFIED.
     pub fn put(&mut self, gr: &Gr, mut obj: Value) -> Value {
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let map = self.objects.entry(gr.clone()).or_default();
-        let kind = if map.insert((ns, name), obj.clone()).is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if map.insert((ns, name), obj.clone()).is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.record(gr, kind, obj.clone());
         obj
     }
 
     /// Removes an object for good, recording DELETED.
     pub fn remove(&mut self, gr: &Gr, ns: &str, name: &str) -> Option<Value> {
-        let mut obj = self.objects.get_mut(gr)?.remove(&(ns.to_string(), name.to_string()))?;
+        let mut obj = self
+            .objects
+            .get_mut(gr)?
+            .remove(&(ns.to_string(), name.to_string()))?;
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.record(gr, EventType::Deleted, obj.clone());
@@ -174,7 +206,11 @@ impl Store {
 
     /// Removes every object of a resource (its CRD went away).
     pub fn remove_all(&mut self, gr: &Gr) {
-        let keys: Vec<(String, String)> = self.objects.get(gr).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<(String, String)> = self
+            .objects
+            .get(gr)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         for (ns, name) in keys {
             self.remove(gr, &ns, &name);
         }
@@ -186,6 +222,11 @@ impl Store {
             return Err(self.oldest);
         }
         let start = self.events.partition_point(|e| e.rv <= rv);
-        Ok(self.events.range(start..).filter(|e| &e.gr == gr).cloned().collect())
+        Ok(self
+            .events
+            .range(start..)
+            .filter(|e| &e.gr == gr)
+            .cloned()
+            .collect())
     }
 }

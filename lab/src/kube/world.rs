@@ -96,7 +96,11 @@ impl World {
 
     /// The resource type for a group and plural, any version.
     pub fn rt(&self, group: &str, plural: &str) -> Option<ResourceType> {
-        self.kinds.types().iter().find(|t| t.group == group && t.plural == plural).cloned()
+        self.kinds
+            .types()
+            .iter()
+            .find(|t| t.group == group && t.plural == plural)
+            .cloned()
     }
 
     /// A five-character suffix like the ones `generateName` produces.
@@ -128,18 +132,24 @@ impl World {
         self.logs
             .entry((ns.to_string(), pod.to_string(), container.to_string()))
             .or_default()
-            .push(LogLine { ts: jiff::Timestamp::now(), text: text.to_string() });
+            .push(LogLine {
+                ts: jiff::Timestamp::now(),
+                text: text.to_string(),
+            });
         self.logs_changed.send_modify(|n| *n += 1);
     }
 
     /// Gets an object by group and plural.
     pub fn get(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        self.store.get(&(group.to_string(), plural.to_string()), ns, name).cloned()
+        self.store
+            .get(&(group.to_string(), plural.to_string()), ns, name)
+            .cloned()
     }
 
     /// Lists objects by group and plural.
     pub fn list(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
-        self.store.list_owned(&(group.to_string(), plural.to_string()), ns)
+        self.store
+            .list_owned(&(group.to_string(), plural.to_string()), ns)
     }
 
     /// Store key of a group and plural.

@@ -22,19 +22,59 @@ fn pod(name: &str, labels: serde_json::Value) -> Pod {
 #[tokio::test]
 async fn discovery_serves_builtin_kinds_and_established_crds() {
     let (_cluster, client) = start(1).await;
-    let discovery = Discovery::new(client.clone()).run().await.expect("discovery runs");
-    let (ar, caps) = discovery.resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")).expect("Deployment is served");
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery runs");
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .expect("Deployment is served");
     assert_eq!(ar.plural, "deployments");
     assert_eq!(caps.scope, Scope::Namespaced);
-    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "deployments/scale" || s.plural == "scale"), "scale listed: {:?}", caps.subresources.iter().map(|(s, _)| s.plural.clone()).collect::<Vec<_>>());
-    assert!(discovery.resolve_gvk(&GroupVersionKind::gvk("policy", "v1", "PodDisruptionBudget")).is_some());
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(s, _)| s.plural == "deployments/scale" || s.plural == "scale"),
+        "scale listed: {:?}",
+        caps.subresources
+            .iter()
+            .map(|(s, _)| s.plural.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk(
+                "policy",
+                "v1",
+                "PodDisruptionBudget"
+            ))
+            .is_some()
+    );
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition = serde_json::from_str(rok_plan_lab::kube::controllers::ROK_CRD).expect("crd");
-    crds.create(&PostParams::default(), &crd).await.expect("crd created");
-    within(await_condition(crds, "rokclusters.rok.arrikto.com", conditions::is_crd_established())).await.expect("established");
-    let discovery = Discovery::new(client).run().await.expect("discovery runs again");
-    let (ar, caps) = discovery.resolve_gvk(&GroupVersionKind::gvk("rok.arrikto.com", "v1alpha1", "RokCluster")).expect("CRD served");
+    let crd: CustomResourceDefinition =
+        serde_json::from_str(rok_plan_lab::kube::controllers::ROK_CRD).expect("crd");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("crd created");
+    within(await_condition(
+        crds,
+        "rokclusters.rok.arrikto.com",
+        conditions::is_crd_established(),
+    ))
+    .await
+    .expect("established");
+    let discovery = Discovery::new(client)
+        .run()
+        .await
+        .expect("discovery runs again");
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "rok.arrikto.com",
+            "v1alpha1",
+            "RokCluster",
+        ))
+        .expect("CRD served");
     assert_eq!(ar.plural, "rokclusters");
     assert_eq!(caps.scope, Scope::Namespaced);
 }
@@ -43,8 +83,13 @@ async fn discovery_serves_builtin_kinds_and_established_crds() {
 async fn crud_keeps_metadata_and_answers_real_statuses() {
     let (_cluster, client) = start(1).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let mut cm: ConfigMap = serde_json::from_value(json!({"metadata": {"generateName": "cfg-"}, "data": {"a": "1"}})).expect("cm");
-    let created = cms.create(&PostParams::default(), &cm).await.expect("created");
+    let mut cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "cfg-"}, "data": {"a": "1"}}))
+            .expect("cm");
+    let created = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
     let name = created.metadata.name.clone().expect("generated name");
     assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
@@ -52,32 +97,98 @@ async fn crud_keeps_metadata_and_answers_real_statuses() {
 
     cm = created.clone();
     cm.data = Some([("a".to_string(), "2".to_string())].into());
-    let replaced = cms.replace(&name, &PostParams::default(), &cm).await.expect("replace with current rv");
+    let replaced = cms
+        .replace(&name, &PostParams::default(), &cm)
+        .await
+        .expect("replace with current rv");
     assert_ne!(replaced.metadata.resource_version, Some(rv));
-    let stale = api_status(cms.replace(&name, &PostParams::default(), &cm).await.expect_err("stale rv"));
+    let stale = api_status(
+        cms.replace(&name, &PostParams::default(), &cm)
+            .await
+            .expect_err("stale rv"),
+    );
     assert_eq!((stale.code, stale.reason.as_str()), (409, "Conflict"));
-    assert_eq!(stale.message, format!("Operation cannot be fulfilled on configmaps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
+    assert_eq!(
+        stale.message,
+        format!(
+            "Operation cannot be fulfilled on configmaps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        )
+    );
 
-    let again = api_status(cms.create(&PostParams::default(), &replaced).await.expect_err("exists"));
+    let again = api_status(
+        cms.create(&PostParams::default(), &replaced)
+            .await
+            .expect_err("exists"),
+    );
     assert_eq!((again.code, again.reason.as_str()), (409, "AlreadyExists"));
     let missing = api_status(cms.get("nope").await.expect_err("missing"));
-    assert_eq!((missing.code, missing.reason.as_str(), missing.message.as_str()), (404, "NotFound", "configmaps \"nope\" not found"));
+    assert_eq!(
+        (
+            missing.code,
+            missing.reason.as_str(),
+            missing.message.as_str()
+        ),
+        (404, "NotFound", "configmaps \"nope\" not found")
+    );
     let elsewhere: Api<ConfigMap> = Api::namespaced(client.clone(), "no-such-ns");
-    let orphan: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "lost"}})).expect("cm");
-    let e = api_status(elsewhere.create(&PostParams::default(), &orphan).await.expect_err("missing namespace"));
-    assert_eq!((e.code, e.message.as_str()), (404, "namespaces \"no-such-ns\" not found"));
+    let orphan: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "lost"}})).expect("cm");
+    let e = api_status(
+        elsewhere
+            .create(&PostParams::default(), &orphan)
+            .await
+            .expect_err("missing namespace"),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (404, "namespaces \"no-such-ns\" not found")
+    );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let bad: Pod = serde_json::from_value(json!({"metadata": {"name": "bad"}, "spec": {"containers": []}})).expect("pod");
-    let invalid = api_status(pods.create(&PostParams::default(), &bad).await.expect_err("invalid"));
-    assert_eq!((invalid.code, invalid.reason.as_str(), invalid.message.as_str()), (422, "Invalid", "Pod \"bad\" is invalid: spec.containers: Required value"));
+    let bad: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "bad"}, "spec": {"containers": []}}))
+            .expect("pod");
+    let invalid = api_status(
+        pods.create(&PostParams::default(), &bad)
+            .await
+            .expect_err("invalid"),
+    );
+    assert_eq!(
+        (
+            invalid.code,
+            invalid.reason.as_str(),
+            invalid.message.as_str()
+        ),
+        (
+            422,
+            "Invalid",
+            "Pod \"bad\" is invalid: spec.containers: Required value"
+        )
+    );
 
     // A finalizer holds the object with a deletionTimestamp until it is removed.
-    let held: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["lab/hold"]}})).expect("cm");
-    cms.create(&PostParams::default(), &held).await.expect("created");
-    let pending = cms.delete("held", &DeleteParams::default()).await.expect("delete");
-    assert!(pending.left().is_some_and(|o| o.metadata.deletion_timestamp.is_some()));
-    cms.patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("unfinalized");
+    let held: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["lab/hold"]}}))
+            .expect("cm");
+    cms.create(&PostParams::default(), &held)
+        .await
+        .expect("created");
+    let pending = cms
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(
+        pending
+            .left()
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_some())
+    );
+    cms.patch(
+        "held",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("unfinalized");
     assert!(cms.get_opt("held").await.expect("get").is_none());
 }
 
@@ -86,13 +197,27 @@ async fn namespaces_terminate_and_refuse_new_content() {
     let (_cluster, client) = start(1).await;
     let nss: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns");
-    nss.create(&PostParams::default(), &ns).await.expect("created");
+    nss.create(&PostParams::default(), &ns)
+        .await
+        .expect("created");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
-    cms.create(&PostParams::default(), &cm).await.expect("created");
-    let uid = nss.get("team").await.expect("ns").metadata.uid.expect("uid");
-    nss.delete("team", &DeleteParams::default()).await.expect("delete");
-    within(await_condition(nss, "team", conditions::is_deleted(&uid))).await.expect("namespace gone");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
+    let uid = nss
+        .get("team")
+        .await
+        .expect("ns")
+        .metadata
+        .uid
+        .expect("uid");
+    nss.delete("team", &DeleteParams::default())
+        .await
+        .expect("delete");
+    within(await_condition(nss, "team", conditions::is_deleted(&uid)))
+        .await
+        .expect("namespace gone");
     assert!(api_status(cms.get("c").await.expect_err("gone")).code == 404);
 }
 
@@ -101,24 +226,75 @@ async fn list_filters_by_labels_and_fields_and_pages() {
     let (_cluster, client) = start(2).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for (i, app) in ["a", "b", "c", "a", "b"].iter().enumerate() {
-        pods.create(&PostParams::default(), &pod(&format!("p{i}"), json!({"app": app, "idx": i.to_string()}))).await.expect("pod");
+        pods.create(
+            &PostParams::default(),
+            &pod(&format!("p{i}"), json!({"app": app, "idx": i.to_string()})),
+        )
+        .await
+        .expect("pod");
     }
-    let names = |l: kube::core::ObjectList<Pod>| l.items.into_iter().filter_map(|p| p.metadata.name).collect::<Vec<_>>();
-    assert_eq!(names(pods.list(&ListParams::default().labels("app in (a,c)")).await.expect("list")), ["p0", "p2", "p3"]);
-    assert_eq!(names(pods.list(&ListParams::default().labels("app!=a,idx notin (4)")).await.expect("list")), ["p1", "p2"]);
-    assert_eq!(names(pods.list(&ListParams::default().fields("metadata.name=p4")).await.expect("list")), ["p4"]);
-    let first = pods.list(&ListParams::default().limit(2)).await.expect("page 1");
+    let names = |l: kube::core::ObjectList<Pod>| {
+        l.items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            pods.list(&ListParams::default().labels("app in (a,c)"))
+                .await
+                .expect("list")
+        ),
+        ["p0", "p2", "p3"]
+    );
+    assert_eq!(
+        names(
+            pods.list(&ListParams::default().labels("app!=a,idx notin (4)"))
+                .await
+                .expect("list")
+        ),
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        names(
+            pods.list(&ListParams::default().fields("metadata.name=p4"))
+                .await
+                .expect("list")
+        ),
+        ["p4"]
+    );
+    let first = pods
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
     let token = first.metadata.continue_.clone().expect("continue token");
     assert_eq!(names(first), ["p0", "p1"]);
-    let second = pods.list(&ListParams::default().limit(2).continue_token(&token)).await.expect("page 2");
+    let second = pods
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect("page 2");
     assert_eq!(names(second), ["p2", "p3"]);
-    let bad = api_status(pods.list(&ListParams::default().fields("spec.bogus=1")).await.expect_err("bad field"));
+    let bad = api_status(
+        pods.list(&ListParams::default().fields("spec.bogus=1"))
+            .await
+            .expect_err("bad field"),
+    );
     assert_eq!(bad.code, 400);
     // Pods get scheduled: a node's pods are found by field selector, as drain lists them.
     within(async {
         loop {
-            let on_nodes = pods.list(&ListParams::default().fields("spec.nodeName=node-1")).await.expect("list").items.len()
-                + pods.list(&ListParams::default().fields("spec.nodeName=node-2")).await.expect("list").items.len();
+            let on_nodes = pods
+                .list(&ListParams::default().fields("spec.nodeName=node-1"))
+                .await
+                .expect("list")
+                .items
+                .len()
+                + pods
+                    .list(&ListParams::default().fields("spec.nodeName=node-2"))
+                    .await
+                    .expect("list")
+                    .items
+                    .len();
             if on_nodes == 5 {
                 break;
             }
@@ -132,32 +308,72 @@ async fn list_filters_by_labels_and_fields_and_pages() {
 async fn watch_streams_changes_and_expires_compacted_versions() {
     let (cluster, client) = start(1).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let mut stream = watcher(cms.clone(), watcher::Config::default().labels("watched=yes")).applied_objects().boxed();
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "w1", "labels": {"watched": "yes"}}})).expect("cm");
-    cms.create(&PostParams::default(), &cm).await.expect("created");
-    let seen = within(stream.try_next()).await.expect("stream ok").expect("an object");
+    let mut stream = watcher(
+        cms.clone(),
+        watcher::Config::default().labels("watched=yes"),
+    )
+    .applied_objects()
+    .boxed();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "w1", "labels": {"watched": "yes"}}}))
+            .expect("cm");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
+    let seen = within(stream.try_next())
+        .await
+        .expect("stream ok")
+        .expect("an object");
     assert_eq!(seen.metadata.name.as_deref(), Some("w1"));
 
     let list = cms.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.expect("list rv");
     let plain: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "w2"}})).expect("cm");
-    cms.create(&PostParams::default(), &plain).await.expect("created");
-    let mut events = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch").boxed();
+    cms.create(&PostParams::default(), &plain)
+        .await
+        .expect("created");
+    let mut events = cms
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .expect("watch")
+        .boxed();
     match within(events.try_next()).await.expect("ok").expect("event") {
         WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("w2")),
         other => panic!("expected ADDED, got {other:?}"),
     }
 
     cluster.compact();
-    let mut expired = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch").boxed();
-    match within(expired.try_next()).await.expect("ok").expect("event") {
+    let mut expired = cms
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    match within(expired.try_next())
+        .await
+        .expect("ok")
+        .expect("event")
+    {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
 
-    let current = cms.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
-    let mut bookmarks = cms.watch(&WatchParams::default().timeout(5), &current).await.expect("watch").boxed();
-    match within(bookmarks.try_next()).await.expect("ok").expect("event") {
+    let current = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut bookmarks = cms
+        .watch(&WatchParams::default().timeout(5), &current)
+        .await
+        .expect("watch")
+        .boxed();
+    match within(bookmarks.try_next())
+        .await
+        .expect("ok")
+        .expect("event")
+    {
         WatchEvent::Bookmark(b) => assert!(!b.metadata.resource_version.is_empty()),
         other => panic!("expected a BOOKMARK, got {other:?}"),
     }
@@ -166,11 +382,18 @@ async fn watch_streams_changes_and_expires_compacted_versions() {
 #[tokio::test]
 async fn dynamic_objects_work_through_discovery() {
     let (_cluster, client) = start(1).await;
-    let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
-    let (ar, _caps) = discovery.resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap")).expect("ConfigMap");
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let (ar, _caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+        .expect("ConfigMap");
     let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
     let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dyn"}, "data": {"k": "v"}})).expect("obj");
-    api.create(&PostParams::default(), &obj).await.expect("created");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("created");
     let got = api.get("dyn").await.expect("get");
     assert_eq!(got.data["data"]["k"], "v");
 }

@@ -16,9 +16,16 @@ use rok_plan_lab::kube::{Cluster, ClusterOptions};
 /// Starts a cluster with `nodes` nodes and a client built from the kubeconfig it wrote, with
 /// kube's default 429/5xx retry turned off as the product does.
 pub async fn start(nodes: usize) -> (Cluster, Client) {
-    let cluster = Cluster::start(ClusterOptions { nodes, ..ClusterOptions::default() }).await.expect("cluster starts");
+    let cluster = Cluster::start(ClusterOptions {
+        nodes,
+        ..ClusterOptions::default()
+    })
+    .await
+    .expect("cluster starts");
     let kc = Kubeconfig::read_from(cluster.kubeconfig()).expect("kubeconfig parses");
-    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     config.default_retry = false;
     let client = Client::try_from(config).expect("client");
     (cluster, client)
@@ -26,7 +33,9 @@ pub async fn start(nodes: usize) -> (Cluster, Client) {
 
 /// Bounds a wait that must not hang a failing test forever.
 pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect("timed out")
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("timed out")
 }
 
 /// The `Status` of an API error.

@@ -22,11 +22,20 @@ fn workload(kind: &str, name: &str, replicas: i32) -> serde_json::Value {
 async fn ready_pods(pods: &Api<Pod>, sel: &str, n: usize) -> Vec<Pod> {
     within(async {
         loop {
-            let list = pods.list(&ListParams::default().labels(sel)).await.expect("list").items;
+            let list = pods
+                .list(&ListParams::default().labels(sel))
+                .await
+                .expect("list")
+                .items;
             let ready: Vec<Pod> = list
                 .into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
                 .collect();
             if ready.len() == n {
                 return ready;
@@ -42,24 +51,64 @@ async fn scale_subresource_resizes_deployments_and_statefulsets() {
     let (_cluster, client) = start(2).await;
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(workload("Deployment", "web", 1)).expect("d");
-    deps.create(&PostParams::default(), &d).await.expect("created");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
     let scale = deps.get_scale("web").await.expect("scale");
-    assert_eq!(scale.status.as_ref().and_then(|s| s.selector.clone()).as_deref(), Some("app=web"));
-    deps.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.expect("scaled");
-    within(await_condition(deps.clone(), "web", conditions::is_deployment_completed())).await.expect("complete");
+    assert_eq!(
+        scale
+            .status
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .as_deref(),
+        Some("app=web")
+    );
+    deps.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .expect("scaled");
+    within(await_condition(
+        deps.clone(),
+        "web",
+        conditions::is_deployment_completed(),
+    ))
+    .await
+    .expect("complete");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     ready_pods(&pods, "app=web", 3).await;
 
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
     let s: StatefulSet = serde_json::from_value(workload("StatefulSet", "db", 3)).expect("sts");
-    sts.create(&PostParams::default(), &s).await.expect("created");
-    let mut names: Vec<String> = ready_pods(&pods, "app=db", 3).await.into_iter().filter_map(|p| p.metadata.name).collect();
+    sts.create(&PostParams::default(), &s)
+        .await
+        .expect("created");
+    let mut names: Vec<String> = ready_pods(&pods, "app=db", 3)
+        .await
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
     names.sort();
     assert_eq!(names, ["db-0", "db-1", "db-2"]);
-    sts.patch_scale("db", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.expect("scaled down");
+    sts.patch_scale(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scaled down");
     within(async {
         loop {
-            let left: Vec<String> = pods.list(&ListParams::default().labels("app=db")).await.expect("list").items.into_iter().filter_map(|p| p.metadata.name).collect();
+            let left: Vec<String> = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
             if left == ["db-0"] {
                 break;
             }
@@ -67,7 +116,12 @@ async fn scale_subresource_resizes_deployments_and_statefulsets() {
         }
     })
     .await;
-    let status = sts.get_status("db").await.expect("status").status.expect("status");
+    let status = sts
+        .get_status("db")
+        .await
+        .expect("status")
+        .status
+        .expect("status");
     assert_eq!((status.replicas, status.ready_replicas), (1, Some(1)));
 }
 
@@ -78,49 +132,117 @@ async fn eviction_respects_pod_disruption_budgets() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(workload("Deployment", "web", 2)).expect("d");
-    deps.create(&PostParams::default(), &d).await.expect("created");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
     let ready = ready_pods(&pods, "app=web", 2).await;
     let victim = ready[0].metadata.name.clone().expect("name");
 
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web-pdb"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})).expect("pdb");
-    pdbs.create(&PostParams::default(), &pdb).await.expect("pdb");
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .expect("pdb");
     within(async {
-        while pdbs.get("web-pdb").await.expect("pdb").status.is_none_or(|s| s.expected_pods != Some(2)) {
+        while pdbs
+            .get("web-pdb")
+            .await
+            .expect("pdb")
+            .status
+            .is_none_or(|s| s.expected_pods != Some(2))
+        {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;
-    let refused = api_status(pods.evict(&victim, &EvictParams::default()).await.expect_err("budget"));
-    assert_eq!((refused.code, refused.reason.as_str()), (429, "TooManyRequests"));
-    assert_eq!(refused.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+    let refused = api_status(
+        pods.evict(&victim, &EvictParams::default())
+            .await
+            .expect_err("budget"),
+    );
+    assert_eq!(
+        (refused.code, refused.reason.as_str()),
+        (429, "TooManyRequests")
+    );
+    assert_eq!(
+        refused.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
     let cause = &refused.details.expect("details").causes[0];
-    assert_eq!((cause.reason.as_str(), cause.message.as_str()), ("DisruptionBudget", "The disruption budget web-pdb needs 2 healthy pods and has 2 currently"));
+    assert_eq!(
+        (cause.reason.as_str(), cause.message.as_str()),
+        (
+            "DisruptionBudget",
+            "The disruption budget web-pdb needs 2 healthy pods and has 2 currently"
+        )
+    );
 
     let second: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web-pdb-2"}, "spec": {"maxUnavailable": "50%", "selector": {"matchLabels": {"app": "web"}}}})).expect("pdb");
-    pdbs.create(&PostParams::default(), &second).await.expect("pdb");
-    let several = api_status(pods.evict(&victim, &EvictParams::default()).await.expect_err("two budgets"));
+    pdbs.create(&PostParams::default(), &second)
+        .await
+        .expect("pdb");
+    let several = api_status(
+        pods.evict(&victim, &EvictParams::default())
+            .await
+            .expect_err("two budgets"),
+    );
     assert_eq!(several.code, 500);
-    pdbs.delete("web-pdb-2", &Default::default()).await.expect("deleted");
+    pdbs.delete("web-pdb-2", &Default::default())
+        .await
+        .expect("deleted");
 
-    pdbs.patch("web-pdb", &PatchParams::default(), &Patch::Merge(json!({"spec": {"minAvailable": 1}}))).await.expect("relaxed");
+    pdbs.patch(
+        "web-pdb",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"minAvailable": 1}})),
+    )
+    .await
+    .expect("relaxed");
     within(async {
-        while pdbs.get("web-pdb").await.expect("pdb").status.is_none_or(|s| s.disruptions_allowed != Some(1) || s.observed_generation != Some(2)) {
+        while pdbs
+            .get("web-pdb")
+            .await
+            .expect("pdb")
+            .status
+            .is_none_or(|s| s.disruptions_allowed != Some(1) || s.observed_generation != Some(2))
+        {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;
-    let ok = pods.evict(&victim, &EvictParams::default()).await.expect("evicted");
-    assert_eq!(ok.status, Some(kube::core::response::StatusSummary::Success));
+    let ok = pods
+        .evict(&victim, &EvictParams::default())
+        .await
+        .expect("evicted");
+    assert_eq!(
+        ok.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
     let uid = ready[0].metadata.uid.clone().expect("uid");
-    within(await_condition(pods.clone(), &victim, conditions::is_deleted(&uid))).await.expect("gone");
+    within(await_condition(
+        pods.clone(),
+        &victim,
+        conditions::is_deleted(&uid),
+    ))
+    .await
+    .expect("gone");
 
     // A Running pod that never gets Ready is evictable while the budget is healthy.
     cluster.set_behaviour("sick", PodBehaviour::NeverReady);
     let sick: Pod = serde_json::from_value(json!({"metadata": {"name": "sick", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "main", "image": "busybox"}]}})).expect("pod");
-    pods.create(&PostParams::default(), &sick).await.expect("created");
-    within(await_condition(pods.clone(), "sick", conditions::is_pod_running())).await.expect("running");
+    pods.create(&PostParams::default(), &sick)
+        .await
+        .expect("created");
+    within(await_condition(
+        pods.clone(),
+        "sick",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("running");
     ready_pods(&pods, "app=web", 2).await;
-    pods.evict("sick", &EvictParams::default()).await.expect("unready pod evicted");
+    pods.evict("sick", &EvictParams::default())
+        .await
+        .expect("unready pod evicted");
 }
 
 #[tokio::test]
@@ -128,26 +250,79 @@ async fn logs_stream_with_timestamps_and_filters() {
     let (cluster, client) = start(1).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let p: Pod = serde_json::from_value(json!({"metadata": {"name": "talker"}, "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}})).expect("pod");
-    pods.create(&PostParams::default(), &p).await.expect("created");
-    within(await_condition(pods.clone(), "talker", conditions::is_pod_running())).await.expect("running");
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("created");
+    within(await_condition(
+        pods.clone(),
+        "talker",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("running");
     for i in 0..5 {
         cluster.append_log("default", "talker", "a", &format!("line {i}"));
     }
-    let e = api_status(pods.logs("talker", &LogParams::default()).await.expect_err("two containers"));
-    assert_eq!((e.code, e.message.as_str()), (400, "a container name must be specified for pod talker, choose one of: [a b]"));
-    let tail = pods.logs("talker", &LogParams { container: Some("a".into()), tail_lines: Some(2), ..LogParams::default() }).await.expect("logs");
+    let e = api_status(
+        pods.logs("talker", &LogParams::default())
+            .await
+            .expect_err("two containers"),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            400,
+            "a container name must be specified for pod talker, choose one of: [a b]"
+        )
+    );
+    let tail = pods
+        .logs(
+            "talker",
+            &LogParams {
+                container: Some("a".into()),
+                tail_lines: Some(2),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("logs");
     assert_eq!(tail, "line 3\nline 4\n");
-    let limited = pods.logs("talker", &LogParams { container: Some("a".into()), limit_bytes: Some(8), ..LogParams::default() }).await.expect("logs");
+    let limited = pods
+        .logs(
+            "talker",
+            &LogParams {
+                container: Some("a".into()),
+                limit_bytes: Some(8),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("logs");
     assert_eq!(limited, "line 0\nl");
 
     let mut lines = pods
-        .log_stream("talker", &LogParams { container: Some("a".into()), follow: true, timestamps: true, since_seconds: Some(3600), ..LogParams::default() })
+        .log_stream(
+            "talker",
+            &LogParams {
+                container: Some("a".into()),
+                follow: true,
+                timestamps: true,
+                since_seconds: Some(3600),
+                ..LogParams::default()
+            },
+        )
         .await
         .expect("stream")
         .lines();
-    let first = within(lines.try_next()).await.expect("read").expect("a line");
+    let first = within(lines.try_next())
+        .await
+        .expect("read")
+        .expect("a line");
     let (ts, text) = first.split_once(' ').expect("timestamp then text");
-    assert!(ts.parse::<jiff::Timestamp>().is_ok() && ts.len() == "2026-11-22T05:00:00.000000000Z".len(), "{ts}");
+    assert!(
+        ts.parse::<jiff::Timestamp>().is_ok() && ts.len() == "2026-11-22T05:00:00.000000000Z".len(),
+        "{ts}"
+    );
     assert_eq!(text, "line 0");
     for _ in 1..5 {
         within(lines.try_next()).await.expect("read");
@@ -165,7 +340,15 @@ async fn cordon_keeps_new_pods_off_the_node() {
     within(async {
         loop {
             let n = nodes.get("node-1").await.expect("node");
-            let tainted = n.spec.as_ref().and_then(|s| s.taints.as_ref()).is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/unschedulable" && t.effect == "NoSchedule"));
+            let tainted = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| {
+                    t.iter().any(|t| {
+                        t.key == "node.kubernetes.io/unschedulable" && t.effect == "NoSchedule"
+                    })
+                });
             if tainted && n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
                 break;
             }
@@ -173,17 +356,32 @@ async fn cordon_keeps_new_pods_off_the_node() {
         }
     })
     .await;
-    let cordoned = nodes.list(&ListParams::default().fields("spec.unschedulable=true")).await.expect("list");
+    let cordoned = nodes
+        .list(&ListParams::default().fields("spec.unschedulable=true"))
+        .await
+        .expect("list");
     assert_eq!(cordoned.items.len(), 1);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pinned: Pod = serde_json::from_value(json!({"metadata": {"name": "pinned"}, "spec": {"nodeSelector": {"kubernetes.io/hostname": "node-1"}, "containers": [{"name": "m", "image": "x"}]}})).expect("pod");
-    pods.create(&PostParams::default(), &pinned).await.expect("created");
+    pods.create(&PostParams::default(), &pinned)
+        .await
+        .expect("created");
     within(async {
         loop {
             let p = pods.get("pinned").await.expect("pod");
-            let unschedulable = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False"));
+            let unschedulable = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+                });
             if unschedulable {
-                assert_eq!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Pending"));
+                assert_eq!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Pending")
+                );
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -191,5 +389,11 @@ async fn cordon_keeps_new_pods_off_the_node() {
     })
     .await;
     nodes.uncordon("node-1").await.expect("uncordon");
-    within(await_condition(pods, "pinned", conditions::is_pod_running())).await.expect("runs after uncordon");
+    within(await_condition(
+        pods,
+        "pinned",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("runs after uncordon");
 }

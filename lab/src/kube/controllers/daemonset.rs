@@ -17,32 +17,76 @@ pub(super) fn run(w: &mut World) {
 }
 
 fn reconcile(w: &mut World, ds: &Value, nodes: &[Value]) {
-    let ns = ds["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = ds["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let ns = ds["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = ds["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let revision = super::template_hash(&ds["spec"]["template"]);
     let selector = ds["spec"]["template"]["spec"]["nodeSelector"].clone();
     let targets: Vec<String> = nodes
         .iter()
-        .filter(|n| selector.as_object().into_iter().flatten().all(|(k, v)| n["metadata"]["labels"].get(k) == Some(v)))
+        .filter(|n| {
+            selector
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(k, v)| n["metadata"]["labels"].get(k) == Some(v))
+        })
         .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
         .collect();
     let pods: Vec<Value> = super::owned(w, "", "pods", ds);
     let all_ready = pods.iter().all(|p| is_ready(p) && is_active(p));
     let mut rolled = false;
     for node in &targets {
-        let on_node: Vec<&Value> = pods.iter().filter(|p| p["spec"]["nodeName"] == node.as_str()).collect();
+        let on_node: Vec<&Value> = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == node.as_str())
+            .collect();
         if on_node.is_empty() {
-            let mut pod = super::pod_from_template(&ds["spec"]["template"], ds, &[("controller-revision-hash", revision.clone()), ("pod-template-generation", ds["metadata"]["generation"].to_string())]);
+            let mut pod = super::pod_from_template(
+                &ds["spec"]["template"],
+                ds,
+                &[
+                    ("controller-revision-hash", revision.clone()),
+                    (
+                        "pod-template-generation",
+                        ds["metadata"]["generation"].to_string(),
+                    ),
+                ],
+            );
             pod["metadata"]["generateName"] = json!(format!("{name}-"));
             pod["spec"]["nodeName"] = json!(node);
-            let mut tolerations = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
-            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/disk-pressure", "node.kubernetes.io/memory-pressure", "node.kubernetes.io/pid-pressure", "node.kubernetes.io/unschedulable"] {
-                let effect = if key.ends_with("ready") || key.ends_with("unreachable") { "NoExecute" } else { "NoSchedule" };
+            let mut tolerations = pod["spec"]["tolerations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for key in [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+                "node.kubernetes.io/disk-pressure",
+                "node.kubernetes.io/memory-pressure",
+                "node.kubernetes.io/pid-pressure",
+                "node.kubernetes.io/unschedulable",
+            ] {
+                let effect = if key.ends_with("ready") || key.ends_with("unreachable") {
+                    "NoExecute"
+                } else {
+                    "NoSchedule"
+                };
                 tolerations.push(json!({"key": key, "operator": "Exists", "effect": effect}));
             }
             pod["spec"]["tolerations"] = json!(tolerations);
             super::create(w, "", "pods", &ns, pod);
-        } else if !rolled && all_ready && on_node.iter().any(|p| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()) {
+        } else if !rolled
+            && all_ready
+            && on_node
+                .iter()
+                .any(|p| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str())
+        {
             for p in on_node {
                 super::delete(w, "", "pods", p);
             }
@@ -54,9 +98,15 @@ fn reconcile(w: &mut World, ds: &Value, nodes: &[Value]) {
             super::delete(w, "", "pods", p);
         }
     }
-    let pods: Vec<Value> = super::owned(w, "", "pods", ds).into_iter().filter(is_active).collect();
+    let pods: Vec<Value> = super::owned(w, "", "pods", ds)
+        .into_iter()
+        .filter(is_active)
+        .collect();
     let ready = pods.iter().filter(|p| is_ready(p)).count();
-    let updated = pods.iter().filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str()).count();
+    let updated = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str())
+        .count();
     let mut out = ds.clone();
     out["status"] = json!({
         "observedGeneration": ds["metadata"]["generation"],

@@ -26,8 +26,14 @@ pub(super) fn run(w: &mut World) {
 }
 
 fn reconcile(w: &mut World, d: &Value) {
-    let ns = d["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = d["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let ns = d["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = d["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let desired = replicas(d);
     let mut template = d["spec"]["template"].clone();
     if let Some(a) = template["metadata"]["annotations"].as_object_mut() {
@@ -35,8 +41,20 @@ fn reconcile(w: &mut World, d: &Value) {
     }
     let hash = template_hash_of(&template);
     let rss = super::owned(w, "apps", "replicasets", d);
-    let max_rev = rss.iter().filter_map(|r| r["metadata"]["annotations"][REVISION].as_str()?.parse::<i64>().ok()).max().unwrap_or(0);
-    let new_rs = match rss.iter().find(|r| r["metadata"]["labels"]["pod-template-hash"] == hash.as_str()) {
+    let max_rev = rss
+        .iter()
+        .filter_map(|r| {
+            r["metadata"]["annotations"][REVISION]
+                .as_str()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let new_rs = match rss
+        .iter()
+        .find(|r| r["metadata"]["labels"]["pod-template-hash"] == hash.as_str())
+    {
         Some(r) => r.clone(),
         None => {
             let mut t = template.clone();
@@ -49,8 +67,19 @@ fn reconcile(w: &mut World, d: &Value) {
             }
             let old_total: i64 = rss.iter().map(replicas).sum();
             let recreate = d["spec"]["strategy"]["type"] == "Recreate";
-            let surge = super::int_or_percent(&d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], desired, true, 1);
-            let start = if rss.is_empty() { desired } else if recreate { 0 } else { (desired + surge - old_total).clamp(0, desired) };
+            let surge = super::int_or_percent(
+                &d["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+                desired,
+                true,
+                1,
+            );
+            let start = if rss.is_empty() {
+                desired
+            } else if recreate {
+                0
+            } else {
+                (desired + surge - old_total).clamp(0, desired)
+            };
             let rs = json!({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": format!("{name}-{hash}"), "labels": labels, "annotations": {REVISION: (max_rev + 1).to_string(), "deployment.kubernetes.io/desired-replicas": desired.to_string()}, "ownerReferences": [super::owner_ref(d)]},
@@ -63,18 +92,38 @@ fn reconcile(w: &mut World, d: &Value) {
         }
     };
     let new_name = new_rs["metadata"]["name"].clone();
-    let olds: Vec<Value> = super::owned(w, "apps", "replicasets", d).into_iter().filter(|r| r["metadata"]["name"] != new_name).collect();
+    let olds: Vec<Value> = super::owned(w, "apps", "replicasets", d)
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] != new_name)
+        .collect();
     let recreate = d["spec"]["strategy"]["type"] == "Recreate";
-    let surge = super::int_or_percent(&d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], desired, true, 1);
-    let unavailable = super::int_or_percent(&d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], desired, false, 0);
-    let (surge, unavailable) = if surge == 0 && unavailable == 0 { (1, 0) } else { (surge, unavailable) };
+    let surge = super::int_or_percent(
+        &d["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        desired,
+        true,
+        1,
+    );
+    let unavailable = super::int_or_percent(
+        &d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        desired,
+        false,
+        0,
+    );
+    let (surge, unavailable) = if surge == 0 && unavailable == 0 {
+        (1, 0)
+    } else {
+        (surge, unavailable)
+    };
     let old_total: i64 = olds.iter().map(replicas).sum();
     let mut new_target = replicas(&new_rs);
     if recreate {
         for o in &olds {
             scale(w, o, 0);
         }
-        let old_pods: i64 = olds.iter().map(|o| o["status"]["replicas"].as_i64().unwrap_or(0)).sum();
+        let old_pods: i64 = olds
+            .iter()
+            .map(|o| o["status"]["replicas"].as_i64().unwrap_or(0))
+            .sum();
         if old_pods == 0 {
             new_target = desired;
         }
@@ -122,14 +171,28 @@ fn status(w: &mut World, d: &Value, _ns: &str) {
     }
     let hash = template_hash_of(&template);
     let desired = replicas(d);
-    let new_rs = rss.iter().find(|r| r["metadata"]["labels"]["pod-template-hash"] == hash.as_str());
-    let total: i64 = rss.iter().map(|r| r["status"]["replicas"].as_i64().unwrap_or(0)).sum();
+    let new_rs = rss
+        .iter()
+        .find(|r| r["metadata"]["labels"]["pod-template-hash"] == hash.as_str());
+    let total: i64 = rss
+        .iter()
+        .map(|r| r["status"]["replicas"].as_i64().unwrap_or(0))
+        .sum();
     let ready_total: i64 = rss.iter().map(ready).sum();
-    let updated = new_rs.map(|r| r["status"]["replicas"].as_i64().unwrap_or(0)).unwrap_or(0);
+    let updated = new_rs
+        .map(|r| r["status"]["replicas"].as_i64().unwrap_or(0))
+        .unwrap_or(0);
     let new_ready = new_rs.map(ready).unwrap_or(0);
-    let unavailable = super::int_or_percent(&d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], desired, false, 0);
+    let unavailable = super::int_or_percent(
+        &d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        desired,
+        false,
+        0,
+    );
     let mut out = d.clone();
-    let revision = new_rs.and_then(|r| r["metadata"]["annotations"][REVISION].as_str()).map(str::to_string);
+    let revision = new_rs
+        .and_then(|r| r["metadata"]["annotations"][REVISION].as_str())
+        .map(str::to_string);
     out["status"]["observedGeneration"] = d["metadata"]["generation"].clone();
     out["status"]["replicas"] = json!(total);
     out["status"]["updatedReplicas"] = json!(updated);
@@ -137,15 +200,42 @@ fn status(w: &mut World, d: &Value, _ns: &str) {
     out["status"]["availableReplicas"] = json!(ready_total);
     out["status"]["unavailableReplicas"] = json!((total - ready_total).max(0));
     if ready_total >= desired - unavailable {
-        super::set_condition(&mut out, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.");
+        super::set_condition(
+            &mut out,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        );
     } else {
-        super::set_condition(&mut out, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.");
+        super::set_condition(
+            &mut out,
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        );
     }
-    let rs_name = new_rs.and_then(|r| r["metadata"]["name"].as_str()).unwrap_or_default().to_string();
+    let rs_name = new_rs
+        .and_then(|r| r["metadata"]["name"].as_str())
+        .unwrap_or_default()
+        .to_string();
     if updated == desired && new_ready == desired && total == desired {
-        super::set_condition(&mut out, "Progressing", "True", "NewReplicaSetAvailable", &format!("ReplicaSet \"{rs_name}\" has successfully progressed."));
+        super::set_condition(
+            &mut out,
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+        );
     } else {
-        super::set_condition(&mut out, "Progressing", "True", "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing."));
+        super::set_condition(
+            &mut out,
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{rs_name}\" is progressing."),
+        );
     }
     put_revision(w, d, revision);
     super::put_status(w, "apps", "deployments", out);
@@ -156,7 +246,14 @@ fn put_revision(w: &mut World, d: &Value, revision: Option<String>) {
     if d["metadata"]["annotations"][REVISION].as_str() == Some(rev.as_str()) {
         return;
     }
-    let Some(mut cur) = w.get("apps", "deployments", d["metadata"]["namespace"].as_str().unwrap_or_default(), d["metadata"]["name"].as_str().unwrap_or_default()) else { return };
+    let Some(mut cur) = w.get(
+        "apps",
+        "deployments",
+        d["metadata"]["namespace"].as_str().unwrap_or_default(),
+        d["metadata"]["name"].as_str().unwrap_or_default(),
+    ) else {
+        return;
+    };
     cur["metadata"]["annotations"][REVISION] = json!(rev);
     super::put_main(w, "apps", "deployments", cur);
 }

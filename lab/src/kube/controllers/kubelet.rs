@@ -29,7 +29,9 @@ fn set_ready(pod: &mut Value, ready: bool) {
 }
 
 fn pod_ip(uid: &str) -> String {
-    let h = uid.bytes().fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = uid
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("10.244.{}.{}", (h >> 8) % 250, h % 250 + 2)
 }
 
@@ -37,13 +39,26 @@ fn pod_ip(uid: &str) -> String {
 pub(super) fn run(w: &mut World) {
     let now_i = Instant::now();
     for mut pod in w.list("", "pods", None) {
-        let Some(_node) = pod["spec"]["nodeName"].as_str() else { continue };
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let Some(_node) = pod["spec"]["nodeName"].as_str() else {
+            continue;
+        };
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if pod["metadata"]["deletionTimestamp"].is_string() {
             let since = *w.timers.entry((uid.clone(), "deleted")).or_insert(now_i);
-            let finalizers = pod["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            let finalizers = pod["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
             if now_i.duration_since(since) >= w.delays.pod_stop && !finalizers {
                 w.store.remove(&World::gr("", "pods"), &ns, &name);
                 w.timers.retain(|(u, _), _| *u != uid);
@@ -52,7 +67,10 @@ pub(super) fn run(w: &mut World) {
         }
         let bound = *w.timers.entry((uid.clone(), "bound")).or_insert(now_i);
         let behaviour = w.behaviour(&name);
-        let phase = pod["status"]["phase"].as_str().unwrap_or("Pending").to_string();
+        let phase = pod["status"]["phase"]
+            .as_str()
+            .unwrap_or("Pending")
+            .to_string();
         let now = now_rfc3339();
         let elapsed = now_i.duration_since(bound);
         match phase.as_str() {
@@ -72,8 +90,15 @@ pub(super) fn run(w: &mut World) {
             "Running" => {
                 let running = *w.timers.entry((uid.clone(), "running")).or_insert(now_i);
                 let ran = now_i.duration_since(running);
-                if controller_kind(&pod) == Some("Job") && ran >= w.delays.job_run && behaviour != PodBehaviour::NeverReady {
-                    let (phase, code, reason) = if behaviour == PodBehaviour::Fail { ("Failed", 1, "Error") } else { ("Succeeded", 0, "Completed") };
+                if controller_kind(&pod) == Some("Job")
+                    && ran >= w.delays.job_run
+                    && behaviour != PodBehaviour::NeverReady
+                {
+                    let (phase, code, reason) = if behaviour == PodBehaviour::Fail {
+                        ("Failed", 1, "Error")
+                    } else {
+                        ("Succeeded", 0, "Completed")
+                    };
                     pod["status"]["phase"] = json!(phase);
                     let started_at = pod["status"]["startTime"].clone();
                     if let Some(list) = pod["status"]["containerStatuses"].as_array_mut() {

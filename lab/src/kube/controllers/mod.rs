@@ -69,9 +69,17 @@ pub async fn run(sh: Arc<Shared>) {
 
 /// Writes an object's status if it changed.
 pub(crate) fn put_status(w: &mut World, group: &str, plural: &str, obj: Value) {
-    let Some(rt) = w.rt(group, plural) else { return };
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let Some(rt) = w.rt(group, plural) else {
+        return;
+    };
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut obj = obj;
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
@@ -81,9 +89,17 @@ pub(crate) fn put_status(w: &mut World, group: &str, plural: &str, obj: Value) {
 
 /// Writes an object (main part) if it changed.
 pub(crate) fn put_main(w: &mut World, group: &str, plural: &str, obj: Value) {
-    let Some(rt) = w.rt(group, plural) else { return };
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let Some(rt) = w.rt(group, plural) else {
+        return;
+    };
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut obj = obj;
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
@@ -92,16 +108,30 @@ pub(crate) fn put_main(w: &mut World, group: &str, plural: &str, obj: Value) {
 }
 
 /// Creates an object as a controller.
-pub(crate) fn create(w: &mut World, group: &str, plural: &str, ns: &str, obj: Value) -> Option<Value> {
+pub(crate) fn create(
+    w: &mut World,
+    group: &str,
+    plural: &str,
+    ns: &str,
+    obj: Value,
+) -> Option<Value> {
     let rt = w.rt(group, plural)?;
     w.create(&rt, ns, obj, &WriteOpts::default()).ok()
 }
 
 /// Deletes an object as a controller (background propagation, default grace).
 pub(crate) fn delete(w: &mut World, group: &str, plural: &str, obj: &Value) {
-    let Some(rt) = w.rt(group, plural) else { return };
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let Some(rt) = w.rt(group, plural) else {
+        return;
+    };
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let _ = w.delete(&rt, &ns, &name, &DeleteOpts::default());
 }
 
@@ -117,7 +147,10 @@ pub(crate) fn owner_ref(owner: &Value) -> Value {
 pub(crate) fn owned(w: &World, group: &str, plural: &str, owner: &Value) -> Vec<Value> {
     let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
     let ns = owner["metadata"]["namespace"].as_str();
-    w.list(group, plural, ns).into_iter().filter(|o| super::pod::controller_uid(o) == Some(uid)).collect()
+    w.list(group, plural, ns)
+        .into_iter()
+        .filter(|o| super::pod::controller_uid(o) == Some(uid))
+        .collect()
 }
 
 /// A stable hash of a pod template, in the digits kube uses for `pod-template-hash`.
@@ -134,7 +167,11 @@ pub(crate) fn template_hash(template: &Value) -> String {
 }
 
 /// A pod built from a template.
-pub(crate) fn pod_from_template(template: &Value, owner: &Value, extra_labels: &[(&str, String)]) -> Value {
+pub(crate) fn pod_from_template(
+    template: &Value,
+    owner: &Value,
+    extra_labels: &[(&str, String)],
+) -> Value {
     let mut meta = template["metadata"].clone();
     if !meta.is_object() {
         meta = json!({});
@@ -152,7 +189,9 @@ pub(crate) fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: &st
         obj["status"]["conditions"] = json!([]);
     }
     let now = super::store::now_rfc3339();
-    let Some(list) = obj["status"]["conditions"].as_array_mut() else { return };
+    let Some(list) = obj["status"]["conditions"].as_array_mut() else {
+        return;
+    };
     match list.iter_mut().find(|c| c["type"] == ty) {
         Some(c) => {
             if c["status"] != status {

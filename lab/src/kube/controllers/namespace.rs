@@ -9,9 +9,18 @@ pub(super) fn run(w: &mut World) {
         if !ns["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }
-        let name = ns["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = ns["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let mut left = 0;
-        let types: Vec<_> = w.kinds.types().iter().filter(|t| t.namespaced).cloned().collect();
+        let types: Vec<_> = w
+            .kinds
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .cloned()
+            .collect();
         for t in types {
             for o in w.store.list_owned(&gr(&t), Some(&name)) {
                 left += 1;

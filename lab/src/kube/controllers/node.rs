@@ -11,7 +11,10 @@ const TAINT: &str = "node.kubernetes.io/unschedulable";
 pub(super) fn run(w: &mut World) {
     for mut node in w.list("", "nodes", None) {
         let cordoned = node["spec"]["unschedulable"] == true;
-        let taints: Vec<Value> = node["spec"]["taints"].as_array().cloned().unwrap_or_default();
+        let taints: Vec<Value> = node["spec"]["taints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let has = taints.iter().any(|t| t["key"] == TAINT);
         if cordoned == has {
             continue;

@@ -12,9 +12,15 @@ pub(super) fn run(w: &mut World, group: &str, plural: &str) {
         if rs["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }
-        let ns = rs["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let ns = rs["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-        let mut pods: Vec<Value> = super::owned(w, "", "pods", &rs).into_iter().filter(is_active).collect();
+        let mut pods: Vec<Value> = super::owned(w, "", "pods", &rs)
+            .into_iter()
+            .filter(is_active)
+            .collect();
         if pods.len() < want {
             let name = rs["metadata"]["name"].as_str().unwrap_or_default();
             for _ in pods.len()..want {
@@ -26,7 +32,17 @@ pub(super) fn run(w: &mut World, group: &str, plural: &str) {
             }
         } else if pods.len() > want {
             // Not-ready pods go first, then the newest.
-            pods.sort_by_key(|p| (is_ready(p), std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string())));
+            pods.sort_by_key(|p| {
+                (
+                    is_ready(p),
+                    std::cmp::Reverse(
+                        p["metadata"]["creationTimestamp"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                )
+            });
             for p in pods.drain(..pods.len() - want) {
                 super::delete(w, "", "pods", &p);
             }

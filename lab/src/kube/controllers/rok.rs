@@ -43,16 +43,31 @@ pub(super) fn run(w: &mut World) {
 }
 
 fn reconcile(w: &mut World, rc: &Value) {
-    let ns = rc["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = rc["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let want_version = rc["spec"]["version"].as_str().unwrap_or_default().to_string();
+    let ns = rc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = rc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let want_version = rc["spec"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let members = rc["spec"]["members"].as_i64().unwrap_or(1);
     let have_version = rc["status"]["version"].as_str().map(str::to_string);
-    let sts_name = format!("{name}");
+    let sts_name = name.clone();
     let sts = w.get("apps", "statefulsets", &ns, &sts_name);
     let mut out = rc.clone();
     let upgrading = have_version.as_deref().is_some_and(|v| v != want_version);
-    let job_name = format!("{name}-upgrade-{}", super::template_hash(&json!(want_version)).chars().take(5).collect::<String>());
+    let job_name = format!(
+        "{name}-upgrade-{}",
+        super::template_hash(&json!(want_version))
+            .chars()
+            .take(5)
+            .collect::<String>()
+    );
     let target = if upgrading { 0 } else { members };
     match &sts {
         None => {
@@ -72,8 +87,14 @@ fn reconcile(w: &mut World, rc: &Value) {
         Some(_) => {}
     }
     let sts = w.get("apps", "statefulsets", &ns, &sts_name);
-    let total = sts.as_ref().and_then(|s| s["status"]["replicas"].as_i64()).unwrap_or(0);
-    let ready = sts.as_ref().and_then(|s| s["status"]["readyReplicas"].as_i64()).unwrap_or(0);
+    let total = sts
+        .as_ref()
+        .and_then(|s| s["status"]["replicas"].as_i64())
+        .unwrap_or(0);
+    let ready = sts
+        .as_ref()
+        .and_then(|s| s["status"]["readyReplicas"].as_i64())
+        .unwrap_or(0);
     let mut version = have_version.clone().unwrap_or_else(|| want_version.clone());
     let phase;
     if upgrading {
@@ -88,11 +109,23 @@ fn reconcile(w: &mut World, rc: &Value) {
                     super::create(w, "batch", "jobs", &ns, job);
                     phase = "Upgrading";
                 }
-                Some(j) if j["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Complete" && c["status"] == "True") => {
+                Some(j)
+                    if j["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Complete" && c["status"] == "True") =>
+                {
                     version = want_version.clone();
                     phase = "Upgrading";
                 }
-                Some(j) if j["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Failed" && c["status"] == "True") => {
+                Some(j)
+                    if j["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Failed" && c["status"] == "True") =>
+                {
                     phase = "Failed";
                 }
                 Some(_) => phase = "Upgrading",
@@ -101,10 +134,20 @@ fn reconcile(w: &mut World, rc: &Value) {
             phase = "Upgrading";
         }
     } else {
-        phase = if ready == members { "Running" } else { "Scaling" };
+        phase = if ready == members {
+            "Running"
+        } else {
+            "Scaling"
+        };
     }
     out["status"]["version"] = json!(version);
-    out["status"]["health"] = json!(if phase == "Running" { "OK" } else if phase == "Failed" { "ERROR" } else { "WARNING" });
+    out["status"]["health"] = json!(if phase == "Running" {
+        "OK"
+    } else if phase == "Failed" {
+        "ERROR"
+    } else {
+        "WARNING"
+    });
     out["status"]["phase"] = json!(phase);
     out["status"]["totalMembers"] = json!(total);
     out["status"]["readyMembers"] = json!(ready);
