@@ -38,6 +38,9 @@ enum KubeCommand {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Install a Rok deployment at this version (RokCluster CRD and CR, operator, CSI).
+        #[arg(long)]
+        rok: Option<String>,
     },
 }
 
@@ -51,30 +54,38 @@ async fn main() -> ExitCode {
                     nodes,
                     kubeconfig,
                     port,
+                    rok,
                 },
-        } => {
-            let opts = ClusterOptions {
-                nodes,
-                kubeconfig: Some(kubeconfig.clone()),
-                port,
-                ..ClusterOptions::default()
-            };
-            match Cluster::start(opts).await {
-                Ok(cluster) => {
-                    println!(
-                        "serving {} (kubeconfig {})",
-                        cluster.url(),
-                        kubeconfig.display()
-                    );
-                    let _ = tokio::signal::ctrl_c().await;
-                    cluster.shutdown();
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => serve(nodes, kubeconfig, port, rok).await,
     }
+}
+
+async fn serve(nodes: usize, kubeconfig: PathBuf, port: u16, rok: Option<String>) -> ExitCode {
+    let opts = ClusterOptions {
+        nodes,
+        kubeconfig: Some(kubeconfig.clone()),
+        port,
+        ..ClusterOptions::default()
+    };
+    let cluster = match Cluster::start(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(version) = rok
+        && let Err(e) = cluster.install_rok(&version, 1)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "serving {} (kubeconfig {})",
+        cluster.url(),
+        kubeconfig.display()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    cluster.shutdown();
+    ExitCode::SUCCESS
 }

@@ -267,6 +267,55 @@ impl Cluster {
         }
     }
 
+    /// Installs a Rok deployment at `version`: the RokCluster CRD, namespaces `rok` and
+    /// `rok-system`, the `rok-operator` StatefulSet (rok-system), the `rok-csi-controller`
+    /// StatefulSet and `rok-csi-node` DaemonSet (rok), and the RokCluster `rok` with `members`.
+    pub fn install_rok(&self, version: &str, members: i64) -> Result<(), LabError> {
+        let crd: Value = serde_json::from_str(controllers::ROK_CRD)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.create("", crd)?;
+        for ns in ["rok", "rok-system"] {
+            self.create(
+                "",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )?;
+        }
+        let image = |c: &str| format!("gcr.io/arrikto-deploy/{c}:{version}");
+        let workload = |kind: &str, name: &str, container: &str| {
+            let mut spec = json!({
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": container, "image": image(name)}]}},
+            });
+            if kind == "StatefulSet" {
+                spec["replicas"] = json!(1);
+                spec["serviceName"] = json!(name);
+            }
+            json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "labels": {"app": name}}, "spec": spec})
+        };
+        self.create(
+            "rok-system",
+            workload("StatefulSet", "rok-operator", "operator"),
+        )?;
+        self.create(
+            "rok",
+            workload("StatefulSet", "rok-csi-controller", "csi-controller"),
+        )?;
+        self.create("rok", workload("DaemonSet", "rok-csi-node", "csi-node"))?;
+        self.create(
+            "rok",
+            json!({"apiVersion": "rok.arrikto.com/v1alpha1", "kind": "RokCluster", "metadata": {"name": "rok"},
+                "spec": {"version": version, "members": members, "images": {"rok": image("roke"), "rokCsi": image("rok-csi")}}}),
+        )?;
+        Ok(())
+    }
+
+    /// Makes the Rok CSI pods log "operation pending" lines for `d` (so that "wait until
+    /// nothing was logged for N s" steps have something to wait out).
+    pub fn rok_operations_for(&self, d: Duration) {
+        let mut w = self.world();
+        w.rok_busy_until = Some(std::time::Instant::now() + d);
+    }
+
     /// Stops serving and removes a kubeconfig the cluster chose itself.
     pub fn shutdown(mut self) {
         self.stop();

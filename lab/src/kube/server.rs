@@ -259,6 +259,20 @@ async fn route(
         return Err(not_found_path());
     }
     let table = wants_table(headers);
+    // The double decodes JSON (and YAML that is JSON) only; protobuf and CBOR bodies are refused
+    // the way kube-apiserver refuses a type it cannot decode.
+    if matches!(*method, Method::POST | Method::PUT) && !body.is_empty() {
+        let ct = content_type(headers);
+        if !(ct == "application/json" || ct == "application/yaml" || ct.is_empty()) {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {ct:?}"
+                ),
+            ));
+        }
+    }
     match (name, sub.as_deref(), method.clone()) {
         (None, None, Method::GET) => {
             if q.get("watch").is_some_and(|v| v == "true" || v == "1") {

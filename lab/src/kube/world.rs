@@ -31,10 +31,8 @@ pub struct Delays {
     pub pod_start: Duration,
     /// From a graceful delete to the pod's removal.
     pub pod_stop: Duration,
-    /// How long a Job's pod runs before it exits.
+    /// How long a Job's pod runs before it exits (the Rok upgrade Job included).
     pub job_run: Duration,
-    /// How long the Rok upgrade Job runs.
-    pub rok_upgrade: Duration,
 }
 
 /// One log line of a container.
@@ -69,6 +67,12 @@ pub struct World {
     pub name_seq: u64,
     /// Whether the controllers run.
     pub controllers_paused: bool,
+    /// Rok CSI pods log "operation pending" lines until then.
+    pub rok_busy_until: Option<std::time::Instant>,
+    /// How often they log while busy.
+    pub rok_log_every: Duration,
+    /// When they last logged.
+    pub rok_last_log: Option<std::time::Instant>,
 }
 
 impl Default for World {
@@ -91,6 +95,9 @@ impl World {
             timers: BTreeMap::new(),
             name_seq: 0,
             controllers_paused: false,
+            rok_busy_until: None,
+            rok_log_every: Duration::from_millis(100),
+            rok_last_log: None,
         }
     }
 

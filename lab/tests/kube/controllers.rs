@@ -176,3 +176,116 @@ async fn injected_faults_reach_the_client() {
         .await
         .expect("only the next request fails");
 }
+
+#[tokio::test]
+async fn rok_upgrade_follows_the_guide() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (cluster, client) = start(2).await;
+    cluster.install_rok("v1", 1).expect("rok installed");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("rok.arrikto.com", "v1alpha1", "RokCluster"),
+        "rokclusters",
+    );
+    let rcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "rok", &ar);
+    let phase_version = |o: &DynamicObject| {
+        (
+            o.data["status"]["phase"].clone(),
+            o.data["status"]["version"].clone(),
+        )
+    };
+    within(async {
+        while phase_version(&rcs.get("rok").await.expect("rc")) != (json!("Running"), json!("v1")) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // rok-csi-node runs on every node; its pods log while operations are pending.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "rok");
+    let csi_nodes = pods
+        .list(&ListParams::default().labels("app=rok-csi-node"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(csi_nodes.len(), 2);
+    cluster.rok_operations_for(std::time::Duration::from_millis(300));
+    let first = csi_nodes[0].metadata.name.clone().expect("name");
+    within(async {
+        loop {
+            let logs = pods
+                .logs(
+                    &first,
+                    &kube::api::LogParams {
+                        container: Some("csi-node".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("logs");
+            if logs.contains("operation pending") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // Scale the operator down: a new version waits for it.
+    let operators: Api<StatefulSet> = Api::namespaced(client.clone(), "rok-system");
+    operators
+        .patch_scale(
+            "rok-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .expect("scaled");
+    within(async {
+        while operators
+            .get("rok-operator")
+            .await
+            .expect("sts")
+            .status
+            .is_none_or(|s| s.replicas != 0)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let v2: DynamicObject = serde_json::from_value(json!({"apiVersion": "rok.arrikto.com/v1alpha1", "kind": "RokCluster", "metadata": {"name": "rok"}, "spec": {"version": "v2"}})).expect("rc");
+    rcs.patch(
+        "rok",
+        &PatchParams::apply("rok-plan").force(),
+        &Patch::Apply(&v2),
+    )
+    .await
+    .expect("applied");
+    tokio::task::yield_now().await;
+    assert_eq!(
+        phase_version(&rcs.get("rok").await.expect("rc")).1,
+        json!("v1"),
+        "no operator, no upgrade"
+    );
+
+    operators
+        .patch_scale(
+            "rok-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scaled up");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "rok");
+    within(async {
+        while phase_version(&rcs.get("rok").await.expect("rc")) != (json!("Running"), json!("v2")) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let upgrade_jobs = jobs
+        .list(&ListParams::default().labels("app=rok-upgrade"))
+        .await
+        .expect("jobs")
+        .items;
+    assert_eq!(upgrade_jobs.len(), 1);
+    assert!(upgrade_jobs[0].status.as_ref().and_then(|s| s.succeeded) == Some(1));
+}

@@ -37,6 +37,7 @@ pub fn reconcile(w: &mut World) {
     daemonset::run(w);
     job::run(w);
     rok::run(w);
+    rok::emit_logs(w);
     scheduler::run(w);
     kubelet::run(w);
     pdb::run(w);

@@ -30,9 +30,63 @@ pub const ROK_CRD: &str = r#"{
   }
 }"#;
 
+/// Rok CSI pods log while operations are pending ([`World::rok_busy_until`]).
+pub(super) fn emit_logs(w: &mut World) {
+    let now = std::time::Instant::now();
+    let Some(until) = w.rok_busy_until else {
+        return;
+    };
+    if now >= until {
+        w.rok_busy_until = None;
+        return;
+    }
+    if w.rok_last_log
+        .is_some_and(|t| now.duration_since(t) < w.rok_log_every)
+    {
+        return;
+    }
+    w.rok_last_log = Some(now);
+    w.name_seq += 1;
+    let task = w.name_seq;
+    for (app, container) in [
+        ("rok-csi-node", "csi-node"),
+        ("rok-csi-controller", "csi-controller"),
+    ] {
+        for p in w.list("", "pods", None) {
+            if p["metadata"]["labels"]["app"] == app && p["status"]["phase"] == "Running" {
+                let ns = p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let name = p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                w.append_log(
+                    &ns,
+                    &name,
+                    container,
+                    &format!(
+                        "INFO rok-csi: task {task}: operation pending on volume pvc-{task:08x}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Whether the Rok operator runs: a `rok-operator` StatefulSet with a Ready pod (or no
+/// operator installed at all, for bare RokCluster tests).
+fn operator_running(w: &World) -> bool {
+    match w.get("apps", "statefulsets", "rok-system", "rok-operator") {
+        None => true,
+        Some(s) => s["status"]["readyReplicas"].as_i64().unwrap_or(0) > 0,
+    }
+}
+
 /// One pass.
 pub(super) fn run(w: &mut World) {
-    if w.rt("rok.arrikto.com", "rokclusters").is_none() {
+    if w.rt("rok.arrikto.com", "rokclusters").is_none() || !operator_running(w) {
         return;
     }
     for rc in w.list("rok.arrikto.com", "rokclusters", None) {
