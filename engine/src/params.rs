@@ -159,12 +159,26 @@ pub fn value_text(v: &ParamValue) -> String {
 pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagnostics> {
     let mut diags = Diagnostics::new();
     let mut sets: IndexMap<String, ParamValue> = IndexMap::new();
+    // Parameters given a value, valid or not: an invalid one is reported once, not also as missing.
+    let mut given: BTreeSet<String> = BTreeSet::new();
     for assignment in &inputs.sets {
+        if let Some((name, _)) = assignment.split_once('=') {
+            given.insert(name.trim().to_string());
+        }
         if let Some((name, value)) = parse_set(plan, assignment, &mut diags) {
             sets.insert(name, value);
         }
     }
-    let from_file = inputs.file.as_ref().map(|f| read_params_file(plan, f, &mut diags)).unwrap_or_default();
+    // A parameters file that does not parse may hold any value: nothing is reported missing then.
+    let mut file_unreadable = false;
+    let from_file = match inputs.file.as_ref().map(|f| read_params_file(plan, f, &mut given, &mut diags)) {
+        Some(Some(values)) => values,
+        Some(None) => {
+            file_unreadable = true;
+            IndexMap::new()
+        }
+        None => IndexMap::new(),
+    };
 
     let mut params = Params::default();
     for (name, spec) in &plan.params {
@@ -184,7 +198,12 @@ pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagn
             Some(v) => {
                 params.values.insert(name.clone(), v);
             }
-            None => diags.push(missing_param(plan, spec)),
+            None => {
+                let env_given = spec.env.as_ref().is_some_and(|var| inputs.env.as_ref().and_then(|lookup| lookup(var)).is_some());
+                if !(file_unreadable || env_given || given.contains(name)) {
+                    diags.push(missing_param(plan, spec));
+                }
+            }
         }
     }
     diags.into_result(params)
@@ -203,7 +222,7 @@ fn missing_param(plan: &Plan, spec: &ParamSpec) -> PlanDiagnostic {
 }
 
 fn parse_set(plan: &Plan, assignment: &str, diags: &mut Diagnostics) -> Option<(String, ParamValue)> {
-    let source = PlanSource::new("--set", assignment.to_string());
+    let mut source = PlanSource::new("--set", assignment.to_string());
     let Some((name, value)) = assignment.split_once('=') else {
         diags.push(
             PlanDiagnostic::new(Code::InvalidSet, &source, format!("`--set {assignment}` is not NAME=VALUE"))
@@ -224,7 +243,12 @@ fn parse_set(plan: &Plan, assignment: &str, diags: &mut Diagnostics) -> Option<(
         );
         return None;
     };
-    let value_span = name.len() + 1..assignment.len();
+    let mut value_span = name.len() + 1..assignment.len();
+    if spec.secret {
+        // Diagnostics show the assignment: never with a secret's value.
+        source = PlanSource::new("--set", format!("{name}=***"));
+        value_span = name.len() + 1..name.len() + 4;
+    }
     match parse_text_value(spec, value) {
         Ok(v) => check_choices(spec, v, &source, value_span, diags),
         Err(expected) => {
@@ -254,7 +278,8 @@ fn check_choices(
 ) -> Option<ParamValue> {
     if let (Some(choices), ParamValue::String(s)) = (&spec.choices, &v) {
         if !choices.contains(s) {
-            diags.push(not_in_choices(source, &spec.name.value, s, choices, span));
+            let shown = if spec.secret { "***" } else { s.as_str() };
+            diags.push(not_in_choices(source, &spec.name.value, shown, choices, span));
             return None;
         }
     }
@@ -298,9 +323,9 @@ fn parse_text_value(spec: &ParamSpec, text: &str) -> Result<ParamValue, String> 
 fn from_env(plan: &Plan, spec: &ParamSpec, inputs: &ParamInputs, diags: &mut Diagnostics) -> Option<ParamValue> {
     let var = spec.env.as_ref()?;
     let text = inputs.env.as_ref().and_then(|lookup| lookup(var))?;
-    let source = PlanSource::new(format!("${var}"), text.clone());
+    let source = PlanSource::new(format!("${var}"), if spec.secret { "***".to_string() } else { text.clone() });
     match parse_text_value(spec, &text) {
-        Ok(v) => check_choices(spec, v, &source, 0..text.len(), diags),
+        Ok(v) => check_choices(spec, v, &source, 0..source.text().len(), diags),
         Err(expected) => {
             let shown = if spec.secret { "***".to_string() } else { text.clone() };
             diags.push(
@@ -316,7 +341,12 @@ fn from_env(plan: &Plan, spec: &ParamSpec, inputs: &ParamInputs, diags: &mut Dia
     }
 }
 
-fn read_params_file(plan: &Plan, file: &PlanSource, diags: &mut Diagnostics) -> IndexMap<String, ParamValue> {
+fn read_params_file(
+    plan: &Plan,
+    file: &PlanSource,
+    given: &mut BTreeSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<IndexMap<String, ParamValue>> {
     let mut out = IndexMap::new();
     let (doc, errors) = DeTable::parse_recoverable(file.text());
     if !errors.is_empty() {
@@ -326,10 +356,11 @@ fn read_params_file(plan: &Plan, file: &PlanSource, diags: &mut Diagnostics) -> 
                     .at(e.span().unwrap_or(0..0), e.message().trim().to_string()),
             );
         }
-        return out;
+        return None;
     }
     for (key, value) in doc.get_ref().iter() {
         let name: &str = key.get_ref();
+        given.insert(name.to_string());
         let Some(spec) = plan.params.get(name) else {
             let help = did_you_mean(name, plan.params.keys().map(String::as_str));
             diags.push(
@@ -348,5 +379,5 @@ fn read_params_file(plan: &Plan, file: &PlanSource, diags: &mut Diagnostics) -> 
             Err(d) => diags.push(d),
         }
     }
-    out
+    Some(out)
 }

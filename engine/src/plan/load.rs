@@ -174,11 +174,10 @@ fn read_param(r: &mut Reader<'_>, name: Spanned<String>, t: &DeTable<'_>) -> Opt
     r.unknown_keys(t, PARAM_KEYS, &format!("`[params.{}]`", name.value));
     // A bad `type` is reported, and the parameter still declared (as a string) so that
     // templates naming it do not cascade into "unknown parameter".
-    let ty = if t.contains_key("type") {
-        r.choice(t, "type", ParamType::ALL).unwrap_or(ParamType::String)
-    } else {
-        ParamType::String
-    };
+    let ty = if t.contains_key("type") { r.choice(t, "type", ParamType::ALL) } else { Some(ParamType::String) };
+    // With a bad `type`, the default cannot be checked against it.
+    let type_known = ty.is_some();
+    let ty = ty.unwrap_or(ParamType::String);
     let description = r.string(t, "description").map(|s| s.value);
     let env = r.string(t, "env").map(|s| s.value);
     let secret = r.bool(t, "secret").unwrap_or(false);
@@ -193,7 +192,7 @@ fn read_param(r: &mut Reader<'_>, name: Spanned<String>, t: &DeTable<'_>) -> Opt
             );
         }
     }
-    let default = t.get("default").and_then(|v| {
+    let default = t.get("default").filter(|_| type_known).and_then(|v| {
         let value = param_value_from_toml(r.source, &name.value, ty, v).map_err(|d| r.report(d)).ok()?;
         if let (Some(choices), ParamValue::String(s)) = (&choices, &value) {
             if !choices.contains(s) {
@@ -488,7 +487,9 @@ fn read_step(
         fields,
         span,
     };
-    schema.map(|_| step)
+    // A step of an unknown type (already reported) still exists: steps that need it or read
+    // its outputs must not report it missing.
+    Some(step)
 }
 
 fn read_capture(r: &mut Reader<'_>, t: &DeTable<'_>) -> Vec<Capture> {
