@@ -24,7 +24,8 @@ pub(crate) fn check_plan(plan: &Plan, registry: &StepRegistry) -> Diagnostics {
     c.check_finally(&deps);
     c.check_max_parallel();
     let acyclic = c.check_cycles(&deps);
-    let reach = if acyclic { Some(transitive(&deps)) } else { None };
+    // With a cycle, what each step reaches is still known: `not_a_need` is checked anyway.
+    let reach = Some(if acyclic { transitive(&deps) } else { reachable(&deps) });
     c.check_expressions(reach.as_deref());
     c.diags
 }
@@ -140,7 +141,13 @@ impl Checker<'_> {
         names
     }
 
-    fn resolve_list(&mut self, needs: &[Spanned<String>], from_group: Option<&str>, own_group: Option<&str>) -> Vec<(usize, Range<usize>)> {
+    fn resolve_list(
+        &mut self,
+        me: &str,
+        needs: &[Spanned<String>],
+        from_group: Option<&str>,
+        own_group: Option<&str>,
+    ) -> Vec<(usize, Range<usize>)> {
         let mut out = Vec::new();
         for need in needs {
             if own_group == Some(need.value.as_str()) && from_group.is_some() {
@@ -156,8 +163,9 @@ impl Checker<'_> {
             match resolve_need(self.plan, &need.value, from_group) {
                 Some(ids) => out.extend(ids.into_iter().map(|i| (i, need.span.clone()))),
                 None => {
+                    // Never suggest the step (or group) itself: that would be a cycle.
                     let candidates = self.need_candidates(from_group);
-                    let help = did_you_mean(&need.value, candidates.iter().copied());
+                    let help = did_you_mean(&need.value, candidates.iter().copied().filter(|c| *c != me));
                     self.error(
                         Code::UnknownNeed,
                         need.span.clone(),
@@ -179,13 +187,13 @@ impl Checker<'_> {
                 self.error(Code::Cycle, span, format!("`{}` depends on itself", g.id.value), "depends on itself", None);
             }
             let needs: Vec<_> = g.needs.iter().filter(|n| n.value != g.id.value).cloned().collect();
-            let resolved = self.resolve_list(&needs, None, None);
+            let resolved = self.resolve_list(&g.id.value, &needs, None, None);
             group_deps.insert(g.id.value.clone(), resolved);
         }
         let mut deps = Vec::with_capacity(self.plan.steps.len());
         for s in &self.plan.steps {
             let group = s.group.as_ref().map(|g| g.value.as_str());
-            let mut d = self.resolve_list(&s.needs, group, group);
+            let mut d = self.resolve_list(&s.id.value, &s.needs, group, group);
             if let Some(gd) = group.and_then(|g| group_deps.get(g)) {
                 d.extend(gd.iter().cloned());
             }
@@ -275,7 +283,7 @@ impl Checker<'_> {
         for (path, span) in found {
             let names: Vec<String> = path.iter().map(|i| step_label(self.plan, *i)).collect();
             let (message, label) = if path.len() == 2 {
-                (format!("`{}` depends on itself", names[0]), "depends on itself".to_string())
+                (format!("`{}` depends on itself: {}", names[0], names.join(" -> ")), "depends on itself".to_string())
             } else {
                 (format!("dependency cycle: {}", names.join(" -> ")), format!("closes the cycle {}", names.join(" -> ")))
             };
@@ -545,6 +553,22 @@ pub(crate) fn transitive(deps: &Deps) -> Vec<BTreeSet<usize>> {
         all
     }
     (0..n).map(|i| visit(i, deps, &mut memo)).collect()
+}
+
+/// Like [`transitive`], for a graph that may have cycles.
+fn reachable(deps: &Deps) -> Vec<BTreeSet<usize>> {
+    (0..deps.len())
+        .map(|i| {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<usize> = deps[i].iter().map(|(j, _)| *j).collect();
+            while let Some(j) = stack.pop() {
+                if seen.insert(j) {
+                    stack.extend(deps[j].iter().map(|(k, _)| *k));
+                }
+            }
+            seen
+        })
+        .collect()
 }
 
 /// Narrows `span` (a TOML string) to where `name` is written in it, if it can be found.
