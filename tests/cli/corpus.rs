@@ -288,3 +288,83 @@ fn rendered_diagnostics_of_the_corpus() {
         insta::assert_snapshot!(run.stderr);
     });
 }
+
+/// The one diagnostic of the corpus file whose name ends with `suffix`.
+fn only_diagnostic(suffix: &str) -> Value {
+    let path = corpus_files()
+        .into_iter()
+        .find(|p| file_name(p).ends_with(suffix))
+        .unwrap_or_else(|| panic!("no corpus file *{suffix}"));
+    let name = file_name(&path);
+    let run = Test::new()
+        .cwd(corpus_dir())
+        .args(["validate", "--output", "json", &name])
+        .run();
+    run.code(2);
+    let doc = run.json();
+    let diagnostics = doc["files"][0]["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .clone();
+    assert_eq!(diagnostics.len(), 1, "{name}: {diagnostics:?}");
+    diagnostics[0].clone()
+}
+
+#[test]
+fn hints_name_the_closest_known_name() {
+    let cases = [
+        ("-unknown-key-top-level.toml", "`step`"),
+        ("-unknown-key-plan.toml", "`description`"),
+        ("-unknown-key-param.toml", "`secret`"),
+        ("-unknown-key-defaults.toml", "`timeout`"),
+        ("-unknown-key-retry.toml", "`delay`"),
+        ("-unknown-key-group.toml", "`max_parallel`"),
+        ("-unknown-key-step-common.toml", "`needs`"),
+        ("-unknown-key-step-field.toml", "`host`"),
+        ("-unknown-key-replace-entry.toml", "`with`"),
+        ("-unknown-step-type.toml", "`kube.drain`"),
+        ("-unknown-need.toml", "`cordon-node`"),
+        ("-unknown-param.toml", "`master`"),
+        ("-unknown-step-in-template.toml", "`probe`"),
+        ("-unknown-output.toml", "outputs: v"),
+        ("-not-in-choices.toml", "stable"),
+    ];
+    for (suffix, hint) in cases {
+        let d = only_diagnostic(suffix);
+        assert!(
+            d["help"].as_str().is_some_and(|h| h.contains(hint)),
+            "*{suffix}: the help does not name {hint}: {d}"
+        );
+    }
+}
+
+#[test]
+fn cycles_are_printed_as_their_path() {
+    for (suffix, path) in [
+        ("-cycle-self.toml", "a -> a"),
+        ("-cycle-two.toml", "a -> b -> a"),
+        ("-cycle-three.toml", "a -> b -> c -> a"),
+    ] {
+        let d = only_diagnostic(suffix);
+        assert!(
+            d["message"].as_str().is_some_and(|m| m.contains(path)),
+            "*{suffix}: {d}"
+        );
+    }
+}
+
+#[test]
+fn a_need_is_never_suggested_as_the_step_itself() {
+    // `a` needs `b`, which does not exist: `a` is the closest id, but needing itself is a cycle.
+    let run = Test::new()
+        .file(
+            "plan.toml",
+            "[plan]\nname = \"x\"\n\n[[step]]\nid = \"a\"\ntype = \"noop\"\nneeds = [\"b\"]\n",
+        )
+        .args(["validate", "--output", "json", "plan.toml"])
+        .run();
+    run.code(2);
+    let d = run.json()["files"][0]["diagnostics"][0].clone();
+    assert_eq!(d["code"], "rok_plan::unknown_need");
+    assert!(!d["help"].as_str().unwrap_or("").contains("`a`"), "{d}");
+}
