@@ -243,12 +243,14 @@ impl SourceCode for PlanSource {
         let inner = self
             .text()
             .read_span(span, context_lines_before, context_lines_after)?;
+        // miette counts columns in bytes; ours (and the JSON output's) count characters.
+        let column = self.line_column(inner.span().offset()).column - 1;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.name().to_string(),
             inner.data(),
             *inner.span(),
             inner.line(),
-            inner.column(),
+            column,
             inner.line_count(),
         )))
     }
