@@ -368,3 +368,48 @@ fn a_need_is_never_suggested_as_the_step_itself() {
     assert_eq!(d["code"], "rok_plan::unknown_need");
     assert!(!d["help"].as_str().unwrap_or("").contains("`a`"), "{d}");
 }
+
+#[test]
+fn human_and_json_diagnostics_give_the_same_positions() {
+    let header = regex::Regex::new(r"╭─\[([^\]]+):(\d+):(\d+)\]").unwrap();
+    let mut failures = Vec::new();
+    for path in corpus_files() {
+        let name = file_name(&path);
+        let json = Test::new()
+            .cwd(corpus_dir())
+            .args(["validate", "--output", "json", &name])
+            .run();
+        let human = Test::new()
+            .cwd(corpus_dir())
+            .args(["validate", &name])
+            .run();
+        let from_json: Vec<(String, u64, u64)> = json.json()["files"][0]["diagnostics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["file"].as_str().unwrap_or("").to_string(),
+                    d["line"].as_u64().unwrap_or(0),
+                    d["column"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let from_human: Vec<(String, u64, u64)> = header
+            .captures_iter(&human.stderr)
+            .map(|c| {
+                (
+                    c[1].to_string(),
+                    c[2].parse().unwrap(),
+                    c[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        if from_json != from_human {
+            failures.push(format!(
+                "{name}:\n    json  {from_json:?}\n    human {from_human:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
