@@ -343,3 +343,142 @@ fn shipped_plans_preview() {
         }
     });
 }
+
+const MORE: &str = r#"[plan]
+name = "more"
+
+[params.token]
+secret = true
+default = "hunter2"
+
+[params.nodes]
+type = "list"
+default = ["a", "b"]
+
+[params.on]
+type = "boolean"
+default = false
+
+[[step]]
+id = "x"
+type = "shell"
+run = "echo {{ params.token | upper }} {{ params.token ~ 'z' }} {{ params.token[1:] }} {{ run.id }}"
+
+[[step]]
+id = "each"
+type = "noop"
+for_each = "params.nodes"
+
+[[step]]
+id = "after"
+type = "noop"
+needs = ["each"]
+
+[[group]]
+id = "g"
+for_each = "params.nodes"
+when = "params.on"
+
+[[step]]
+id = "in"
+group = "g"
+type = "noop"
+
+[[step]]
+id = "fin"
+type = "shell"
+finally = true
+when = "run.failed"
+run = "echo cleanup"
+"#;
+
+fn more() -> Value {
+    let run = Test::new()
+        .file("plan.toml", MORE)
+        .args(["plan", "plan.toml", "--output", "json"])
+        .run();
+    run.code(0);
+    run.json()
+}
+
+#[test]
+fn a_secret_stays_hidden_through_template_filters() {
+    for output in ["json", "human"] {
+        let run = Test::new()
+            .file("plan.toml", MORE)
+            .args(["plan", "plan.toml", "--output", output])
+            .run();
+        run.code(0);
+        for shown in ["hunter2", "HUNTER2", "unter2"] {
+            assert!(
+                !run.stdout.contains(shown),
+                "`{shown}` is shown:\n{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn needing_a_for_each_step_or_a_group_waits_for_every_instance() {
+    let doc = more();
+    let w = waves(&doc);
+    assert!(
+        w["each/a"] < w["after"] && w["each/b"] < w["after"],
+        "{w:?}"
+    );
+    assert_eq!(
+        instance(&doc, "after")["needs"],
+        serde_json::json!(["each/a", "each/b"])
+    );
+}
+
+#[test]
+fn a_group_skipped_by_when_skips_every_instance() {
+    let doc = more();
+    assert_eq!(instance(&doc, "g/a/in")["decision"], "skip");
+    assert_eq!(instance(&doc, "g/b/in")["decision"], "skip");
+    assert_eq!(doc["skipped"], 2);
+}
+
+#[test]
+fn finally_steps_come_last_and_their_when_waits_for_the_run() {
+    let doc = more();
+    let w = waves(&doc);
+    let last = *w.values().max().expect("waves");
+    assert_eq!(w["fin"], last);
+    assert!(
+        w.iter()
+            .filter(|(id, _)| id.as_str() != "fin")
+            .all(|(_, n)| *n < last),
+        "{w:?}"
+    );
+    assert_eq!(instance(&doc, "fin")["finally"], true);
+    assert_ne!(
+        instance(&doc, "fin")["decision"],
+        "skip",
+        "run.failed is only known at run time"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let run = Test::new()
+        .args(["validate", "--output", "json", "nonexistent.toml"])
+        .run();
+    run.code(2);
+    let doc = run.json();
+    assert_eq!(doc["valid"], false);
+    assert!(
+        doc["files"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nonexistent.toml")),
+        "{doc}"
+    );
+    let run = Test::new()
+        .file("plan.toml", MORE)
+        .args(["plan", "plan.toml", "--params", "nope.toml"])
+        .run();
+    run.code(2);
+    assert!(run.stderr.contains("nope.toml"), "{}", run.stderr);
+}
