@@ -334,9 +334,8 @@ impl Diagnostics {
             };
             key(a).cmp(&key(b))
         });
-        self.items.dedup_by(|a, b| {
-            a.code == b.code && a.span == b.span && a.message == b.message
-        });
+        self.items
+            .dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);
     }
 
     /// `Ok(value)` when nothing was found, else every problem.

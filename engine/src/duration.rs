@@ -10,7 +10,9 @@ pub enum DurationError {
     #[error("a duration cannot be empty")]
     Empty,
     /// A number without a unit, or an unknown unit.
-    #[error("`{0}` is not a duration: use a number and a unit (ms, s, m, h, d), e.g. \"30s\" or \"1h30m\"")]
+    #[error(
+        "`{0}` is not a duration: use a number and a unit (ms, s, m, h, d), e.g. \"30s\" or \"1h30m\""
+    )]
     Malformed(String),
     /// Too long to represent.
     #[error("`{0}` is too long")]
@@ -31,13 +33,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total: u128 = 0;
     let mut rest = trimmed;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(malformed());
         }
         let number: u128 = rest[..digits].parse().map_err(|_| malformed())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let millis_per_unit: u128 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -65,7 +71,13 @@ impl fmt::Display for DisplayDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;

@@ -19,6 +19,6 @@ pub mod step;
 pub mod template;
 
 pub use diagnostic::{Code, Diagnostics, PlanDiagnostic};
-pub use plan::{load_plan, Plan};
+pub use plan::{Plan, load_plan};
 pub use source::PlanSource;
 pub use step::{StepRegistry, StepType};

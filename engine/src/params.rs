@@ -6,17 +6,20 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::{did_you_mean, Code, Diagnostics, PlanDiagnostic};
+use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic, did_you_mean};
 use crate::duration::parse_duration;
-use crate::plan::{not_in_choices, param_value_from_toml, ParamSpec, ParamType, ParamValue, Plan};
+use crate::plan::{ParamSpec, ParamType, ParamValue, Plan, not_in_choices, param_value_from_toml};
 use crate::source::PlanSource;
+
+/// Reads an environment variable.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
 
 /// Where parameter values come from, besides the plan's defaults.
 #[derive(Default)]
 pub struct ParamInputs {
     sets: Vec<String>,
     file: Option<PlanSource>,
-    env: Option<Box<dyn Fn(&str) -> Option<String>>>,
+    env: Option<EnvLookup>,
 }
 
 impl std::fmt::Debug for ParamInputs {
@@ -136,7 +139,11 @@ impl Params {
         self.values
             .iter()
             .map(|(k, (v, _))| {
-                let value = if self.secrets.contains(k) { "***".into() } else { v.to_json() };
+                let value = if self.secrets.contains(k) {
+                    "***".into()
+                } else {
+                    v.to_json()
+                };
                 (k.clone(), value)
             })
             .collect()
@@ -171,7 +178,11 @@ pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagn
     }
     // A parameters file that does not parse may hold any value: nothing is reported missing then.
     let mut file_unreadable = false;
-    let from_file = match inputs.file.as_ref().map(|f| read_params_file(plan, f, &mut given, &mut diags)) {
+    let from_file = match inputs
+        .file
+        .as_ref()
+        .map(|f| read_params_file(plan, f, &mut given, &mut diags))
+    {
         Some(Some(values)) => values,
         Some(None) => {
             file_unreadable = true;
@@ -192,14 +203,18 @@ pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagn
         } else if let Some(v) = from_env(plan, spec, inputs, &mut diags) {
             Some((v, ParamOrigin::Env))
         } else {
-            spec.default.as_ref().map(|d| (d.value.clone(), ParamOrigin::Default))
+            spec.default
+                .as_ref()
+                .map(|d| (d.value.clone(), ParamOrigin::Default))
         };
         match value {
             Some(v) => {
                 params.values.insert(name.clone(), v);
             }
             None => {
-                let env_given = spec.env.as_ref().is_some_and(|var| inputs.env.as_ref().and_then(|lookup| lookup(var)).is_some());
+                let env_given = spec.env.as_ref().is_some_and(|var| {
+                    inputs.env.as_ref().and_then(|lookup| lookup(var)).is_some()
+                });
                 if !(file_unreadable || env_given || given.contains(name)) {
                     diags.push(missing_param(plan, spec));
                 }
@@ -211,35 +226,58 @@ pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagn
 
 fn missing_param(plan: &Plan, spec: &ParamSpec) -> PlanDiagnostic {
     let name = &spec.name.value;
-    let about = spec.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    let about = spec
+        .description
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     let mut help = format!("give it with --set {name}=VALUE or in a --params file");
     if let Some(env) = &spec.env {
         help.push_str(&format!(", or set the environment variable {env}"));
     }
-    PlanDiagnostic::new(Code::MissingParam, &plan.source, format!("parameter `{name}` has no value{about}"))
-        .at(spec.name.span.clone(), "required: it has no default")
-        .help(help)
+    PlanDiagnostic::new(
+        Code::MissingParam,
+        &plan.source,
+        format!("parameter `{name}` has no value{about}"),
+    )
+    .at(spec.name.span.clone(), "required: it has no default")
+    .help(help)
 }
 
-fn parse_set(plan: &Plan, assignment: &str, diags: &mut Diagnostics) -> Option<(String, ParamValue)> {
+fn parse_set(
+    plan: &Plan,
+    assignment: &str,
+    diags: &mut Diagnostics,
+) -> Option<(String, ParamValue)> {
     let mut source = PlanSource::new("--set", assignment.to_string());
     let Some((name, value)) = assignment.split_once('=') else {
         diags.push(
-            PlanDiagnostic::new(Code::InvalidSet, &source, format!("`--set {assignment}` is not NAME=VALUE"))
-                .at(0..assignment.len(), "expected NAME=VALUE")
-                .help("e.g. --set master=rok-1"),
+            PlanDiagnostic::new(
+                Code::InvalidSet,
+                &source,
+                format!("`--set {assignment}` is not NAME=VALUE"),
+            )
+            .at(0..assignment.len(), "expected NAME=VALUE")
+            .help("e.g. --set master=rok-1"),
         );
         return None;
     };
     let name = name.trim();
     let Some(spec) = plan.params.get(name) else {
         let help = did_you_mean(name, plan.params.keys().map(String::as_str)).or_else(|| {
-            Some(format!("the plan's parameters: {}", plan.params.keys().cloned().collect::<Vec<_>>().join(", ")))
+            Some(format!(
+                "the plan's parameters: {}",
+                plan.params.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
         });
         diags.push(
-            PlanDiagnostic::new(Code::UnknownSet, &source, format!("the plan has no parameter `{name}`"))
-                .at(0..name.len(), "unknown parameter")
-                .maybe_help(help),
+            PlanDiagnostic::new(
+                Code::UnknownSet,
+                &source,
+                format!("the plan has no parameter `{name}`"),
+            )
+            .at(0..name.len(), "unknown parameter")
+            .maybe_help(help),
         );
         return None;
     };
@@ -259,12 +297,24 @@ fn parse_set(plan: &Plan, assignment: &str, diags: &mut Diagnostics) -> Option<(
     .map(|v| (name.to_string(), v))
 }
 
-fn invalid_text(spec: &ParamSpec, source: &PlanSource, span: std::ops::Range<usize>, expected: &str) -> PlanDiagnostic {
-    let shown = if spec.secret { "***".to_string() } else { source.slice(&span).to_string() };
+fn invalid_text(
+    spec: &ParamSpec,
+    source: &PlanSource,
+    span: std::ops::Range<usize>,
+    expected: &str,
+) -> PlanDiagnostic {
+    let shown = if spec.secret {
+        "***".to_string()
+    } else {
+        source.slice(&span).to_string()
+    };
     PlanDiagnostic::new(
         Code::InvalidParamValue,
         source,
-        format!("`{shown}` is not a valid value for parameter `{}`", spec.name.value),
+        format!(
+            "`{shown}` is not a valid value for parameter `{}`",
+            spec.name.value
+        ),
     )
     .at(span, format!("expected {expected}"))
 }
@@ -276,12 +326,18 @@ fn check_choices(
     span: std::ops::Range<usize>,
     diags: &mut Diagnostics,
 ) -> Option<ParamValue> {
-    if let (Some(choices), ParamValue::String(s)) = (&spec.choices, &v) {
-        if !choices.contains(s) {
-            let shown = if spec.secret { "***" } else { s.as_str() };
-            diags.push(not_in_choices(source, &spec.name.value, shown, choices, span));
-            return None;
-        }
+    if let (Some(choices), ParamValue::String(s)) = (&spec.choices, &v)
+        && !choices.contains(s)
+    {
+        let shown = if spec.secret { "***" } else { s.as_str() };
+        diags.push(not_in_choices(
+            source,
+            &spec.name.value,
+            shown,
+            choices,
+            span,
+        ));
+        return None;
     }
     Some(v)
 }
@@ -290,19 +346,27 @@ fn check_choices(
 fn parse_text_value(spec: &ParamSpec, text: &str) -> Result<ParamValue, String> {
     match spec.ty {
         ParamType::String => Ok(ParamValue::String(text.to_string())),
-        ParamType::Integer => text.trim().parse().map(ParamValue::Integer).map_err(|_| "an integer".to_string()),
+        ParamType::Integer => text
+            .trim()
+            .parse()
+            .map(ParamValue::Integer)
+            .map_err(|_| "an integer".to_string()),
         ParamType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" | "on" => Ok(ParamValue::Boolean(true)),
             "false" | "no" | "0" | "off" => Ok(ParamValue::Boolean(false)),
             _ => Err("true or false".to_string()),
         },
-        ParamType::Duration => parse_duration(text).map(ParamValue::Duration).map_err(|_| "a duration such as 30s or 1h30m".to_string()),
+        ParamType::Duration => parse_duration(text)
+            .map(ParamValue::Duration)
+            .map_err(|_| "a duration such as 30s or 1h30m".to_string()),
         ParamType::List => {
             let trimmed = text.trim();
             if trimmed.starts_with('[') {
                 let expected = "a list such as [\"a\", \"b\"] or a,b".to_string();
                 let value = DeValue::parse(trimmed).map_err(|_| expected.clone())?;
-                let DeValue::Array(items) = value.get_ref() else { return Err(expected) };
+                let DeValue::Array(items) = value.get_ref() else {
+                    return Err(expected);
+                };
                 items
                     .iter()
                     .map(|i| match i.get_ref() {
@@ -314,20 +378,38 @@ fn parse_text_value(spec: &ParamSpec, text: &str) -> Result<ParamValue, String> 
             } else if trimmed.is_empty() {
                 Ok(ParamValue::List(Vec::new()))
             } else {
-                Ok(ParamValue::List(trimmed.split(',').map(|s| s.trim().to_string()).collect()))
+                Ok(ParamValue::List(
+                    trimmed.split(',').map(|s| s.trim().to_string()).collect(),
+                ))
             }
         }
     }
 }
 
-fn from_env(plan: &Plan, spec: &ParamSpec, inputs: &ParamInputs, diags: &mut Diagnostics) -> Option<ParamValue> {
+fn from_env(
+    plan: &Plan,
+    spec: &ParamSpec,
+    inputs: &ParamInputs,
+    diags: &mut Diagnostics,
+) -> Option<ParamValue> {
     let var = spec.env.as_ref()?;
     let text = inputs.env.as_ref().and_then(|lookup| lookup(var))?;
-    let source = PlanSource::new(format!("${var}"), if spec.secret { "***".to_string() } else { text.clone() });
+    let source = PlanSource::new(
+        format!("${var}"),
+        if spec.secret {
+            "***".to_string()
+        } else {
+            text.clone()
+        },
+    );
     match parse_text_value(spec, &text) {
         Ok(v) => check_choices(spec, v, &source, 0..source.text().len(), diags),
         Err(expected) => {
-            let shown = if spec.secret { "***".to_string() } else { text.clone() };
+            let shown = if spec.secret {
+                "***".to_string()
+            } else {
+                text.clone()
+            };
             diags.push(
                 PlanDiagnostic::new(
                     Code::InvalidParamValue,
@@ -352,8 +434,12 @@ fn read_params_file(
     if !errors.is_empty() {
         for e in errors {
             diags.push(
-                PlanDiagnostic::new(Code::TomlSyntax, file, format!("invalid TOML: {}", e.message().trim()))
-                    .at(e.span().unwrap_or(0..0), e.message().trim().to_string()),
+                PlanDiagnostic::new(
+                    Code::TomlSyntax,
+                    file,
+                    format!("invalid TOML: {}", e.message().trim()),
+                )
+                .at(e.span().unwrap_or(0..0), e.message().trim().to_string()),
             );
         }
         return None;
@@ -364,9 +450,13 @@ fn read_params_file(
         let Some(spec) = plan.params.get(name) else {
             let help = did_you_mean(name, plan.params.keys().map(String::as_str));
             diags.push(
-                PlanDiagnostic::new(Code::UnknownSet, file, format!("the plan has no parameter `{name}`"))
-                    .at(key.span(), "unknown parameter")
-                    .maybe_help(help),
+                PlanDiagnostic::new(
+                    Code::UnknownSet,
+                    file,
+                    format!("the plan has no parameter `{name}`"),
+                )
+                .at(key.span(), "unknown parameter")
+                .maybe_help(help),
             );
             continue;
         };

@@ -5,12 +5,12 @@ use serde::Serialize;
 
 use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic};
 use crate::duration::DisplayDuration;
-use crate::graph::{waves, ExecutionGraph};
+use crate::graph::{ExecutionGraph, waves};
 use crate::params::{ParamOrigin, Params};
 use crate::plan::{OnFailure, Plan};
 use crate::source::Spanned;
 use crate::step::{FieldKind, StepRegistry};
-use crate::template::{placeholder_steps, render_fields, render_value, Quoting, Templates};
+use crate::template::{Quoting, Templates, placeholder_steps, render_fields, render_value};
 
 /// The whole preview (`rok-plan plan --output json` prints it).
 #[derive(Debug, Serialize)]
@@ -105,12 +105,21 @@ pub struct InstancePreview {
 ///
 /// # Errors
 /// A template that fails to render for some instance.
-pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &ExecutionGraph) -> Result<PlanPreview, Diagnostics> {
+pub fn preview(
+    plan: &Plan,
+    registry: &StepRegistry,
+    params: &Params,
+    graph: &ExecutionGraph,
+) -> Result<PlanPreview, Diagnostics> {
     let templates = Templates::new();
     let mut diags = Diagnostics::new();
     let params_value = params.to_template_value(true);
     let top_steps = placeholder_steps(plan, registry, None);
-    let group_steps: Vec<Value> = plan.groups.iter().map(|g| placeholder_steps(plan, registry, Some(&g.id.value))).collect();
+    let group_steps: Vec<Value> = plan
+        .groups
+        .iter()
+        .map(|g| placeholder_steps(plan, registry, Some(&g.id.value)))
+        .collect();
     let run = minijinja::context! { id => Value::from_safe_string("<run.id>".into()), failed => Value::from_safe_string("<run.failed>".into()) };
 
     let mut rendered = Vec::with_capacity(graph.instances.len());
@@ -129,7 +138,11 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
             index => inst.index,
             run => run.clone(),
         };
-        let ctx = if inst.item.is_some() { ctx } else { minijinja::context! { params => params_value.clone(), steps => steps.clone(), run => run.clone() } };
+        let ctx = if inst.item.is_some() {
+            ctx
+        } else {
+            minijinja::context! { params => params_value.clone(), steps => steps.clone(), run => run.clone() }
+        };
         let mut fail = |span: std::ops::Range<usize>, message: String| {
             diags.push(
                 PlanDiagnostic::new(Code::TemplateSyntax, &plan.source, format!("instance `{}`: {message}", inst.id))
@@ -137,7 +150,13 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
                     .help("templates can read params, steps.ID.outputs.NAME of needed steps, item, index and run.id"),
             );
         };
-        let fields = match render_fields(&templates, schema, step, plan.defaults.context.as_ref(), &ctx) {
+        let fields = match render_fields(
+            &templates,
+            schema,
+            step,
+            plan.defaults.context.as_ref(),
+            &ctx,
+        ) {
             Ok(f) => f,
             Err(e) => {
                 fail(e.span.clone(), e.to_string());
@@ -156,19 +175,33 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
             None => None,
         };
         let group = inst.group.map(|g| &plan.groups[g]);
-        let whens: Vec<&Spanned<String>> = group.and_then(|g| g.when.as_ref()).into_iter().chain(step.when.as_ref()).collect();
+        let whens: Vec<&Spanned<String>> = group
+            .and_then(|g| g.when.as_ref())
+            .into_iter()
+            .chain(step.when.as_ref())
+            .collect();
         let decision = decide(&templates, &whens, &ctx);
         rendered.push(Some(InstancePreview {
             id: inst.id.clone(),
             step_type: step.type_name.value.clone(),
-            description: step.description.as_ref().map(|d| templates.render(&d.value, Quoting::Plain, &ctx).unwrap_or_else(|_| d.value.clone())),
+            description: step.description.as_ref().map(|d| {
+                templates
+                    .render(&d.value, Quoting::Plain, &ctx)
+                    .unwrap_or_else(|_| d.value.clone())
+            }),
             action: step_type.describe(&fields),
             fields,
             check,
-            needs: inst.deps.iter().map(|d| graph.instances[*d].id.clone()).collect(),
+            needs: inst
+                .deps
+                .iter()
+                .map(|d| graph.instances[*d].id.clone())
+                .collect(),
             when: whens.iter().map(|w| w.value.clone()).collect(),
             decision,
-            timeout: step.effective_timeout(&plan.defaults).map(|d| DisplayDuration(d).to_string()),
+            timeout: step
+                .effective_timeout(&plan.defaults)
+                .map(|d| DisplayDuration(d).to_string()),
             attempts: step.effective_retry(&plan.defaults).attempts,
             on_failure: step.effective_on_failure(&plan.defaults),
             idempotent: step.idempotent.unwrap_or(schema.idempotent),
@@ -184,10 +217,17 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
         .enumerate()
         .map(|(n, wave)| WavePreview {
             number: n + 1,
-            instances: wave.into_iter().filter_map(|i| rendered[i].take()).collect(),
+            instances: wave
+                .into_iter()
+                .filter_map(|i| rendered[i].take())
+                .collect(),
         })
         .collect();
-    let skipped = waves.iter().flat_map(|w| &w.instances).filter(|i| i.decision == WhenDecision::Skip).count();
+    let skipped = waves
+        .iter()
+        .flat_map(|w| &w.instances)
+        .filter(|i| i.decision == WhenDecision::Skip)
+        .count();
     Ok(PlanPreview {
         version: 1,
         plan: plan.name.clone(),
@@ -196,7 +236,11 @@ pub fn preview(plan: &Plan, registry: &StepRegistry, params: &Params, graph: &Ex
             .iter()
             .map(|(name, v)| ParamPreview {
                 name: name.to_string(),
-                value: if params.is_secret(name) { "***".into() } else { v.to_json() },
+                value: if params.is_secret(name) {
+                    "***".into()
+                } else {
+                    v.to_json()
+                },
                 origin: params.origin(name),
                 secret: params.is_secret(name),
             })
@@ -224,7 +268,10 @@ fn decide(templates: &Templates, whens: &[&Spanned<String>], ctx: &Value) -> Whe
     let mut decision = WhenDecision::Run;
     for w in whens {
         let names = templates.expression_names(&w.value).unwrap_or_default();
-        if names.iter().any(|n| n.starts_with("steps") || n.starts_with("run")) {
+        if names
+            .iter()
+            .any(|n| n.starts_with("steps") || n.starts_with("run"))
+        {
             decision = WhenDecision::AtRunTime;
             continue;
         }

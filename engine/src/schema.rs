@@ -1,9 +1,11 @@
 //! A JSON Schema of plan files, for editors (Taplo / Even Better TOML), built from the same
 //! key lists and step schemas that validation uses.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::plan::{COMMON_STEP_KEYS, DEFAULTS_KEYS, GROUP_KEYS, PARAM_KEYS, PLAN_KEYS, RETRY_KEYS, TOP_KEYS};
+use crate::plan::{
+    COMMON_STEP_KEYS, DEFAULTS_KEYS, GROUP_KEYS, PARAM_KEYS, PLAN_KEYS, RETRY_KEYS, TOP_KEYS,
+};
 use crate::step::{FieldKind, FieldSpec, StepRegistry};
 
 const DURATION_PATTERN: &str = r"^(([0-9]+(ms|s|m|h|d))+|.*\{\{.*)$";
@@ -12,13 +14,17 @@ const ID_PATTERN: &str = "^[a-z0-9][a-z0-9_-]*$";
 fn kind_schema(kind: FieldKind) -> Value {
     match kind {
         FieldKind::Text | FieldKind::Shell => json!({ "type": "string" }),
-        FieldKind::Bool => json!({ "type": "boolean" }),
+        FieldKind::Bool => json!({ "type": ["boolean", "string"] }),
         FieldKind::Integer => json!({ "type": ["integer", "string"] }),
         FieldKind::Duration => json!({ "$ref": "#/definitions/duration" }),
         FieldKind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
         FieldKind::IntegerList => json!({ "type": "array", "items": { "type": "integer" } }),
-        FieldKind::TextOrList => json!({ "type": ["string", "array"], "items": { "type": "string" } }),
-        FieldKind::TextMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        FieldKind::TextOrList => {
+            json!({ "type": ["string", "array"], "items": { "type": "string" } })
+        }
+        FieldKind::TextMap => {
+            json!({ "type": "object", "additionalProperties": { "type": "string" } })
+        }
         FieldKind::Choice(c) => json!({ "type": "string", "enum": c }),
         FieldKind::TableList(fields) => json!({ "type": "array", "items": table_schema(fields) }),
         FieldKind::Any => json!({}),
@@ -32,7 +38,11 @@ fn table_schema(fields: &[FieldSpec]) -> Value {
         s["description"] = f.doc.into();
         props.insert(f.name.to_string(), s);
     }
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     json!({ "type": "object", "additionalProperties": false, "properties": props, "required": required })
 }
 
@@ -45,25 +55,58 @@ fn common_step_properties() -> Map<String, Value> {
     let mut p = Map::new();
     for key in COMMON_STEP_KEYS {
         let s = match *key {
-            "id" => described(json!({ "type": "string", "pattern": ID_PATTERN }), "Unique within the plan (or its group)."),
+            "id" => described(
+                json!({ "type": "string", "pattern": ID_PATTERN }),
+                "Unique within the plan (or its group).",
+            ),
             "type" => described(json!({ "type": "string" }), "The step type."),
             "description" => described(json!({ "type": "string" }), "One line for humans."),
-            "needs" => described(json!({ "type": "array", "items": { "type": "string" } }), "Steps or groups that must finish first."),
-            "group" => described(json!({ "type": "string" }), "The group this step belongs to."),
-            "when" => described(json!({ "type": "string" }), "An expression; false means the step is skipped."),
-            "for_each" => described(json!({ "type": "string" }), "An expression giving a list; one instance per element."),
-            "max_parallel" => described(json!({ "type": "integer", "minimum": 1 }), "With for_each: instances in progress at once."),
-            "timeout" => described(json!({ "$ref": "#/definitions/duration" }), "Each attempt fails when it passes."),
+            "needs" => described(
+                json!({ "type": "array", "items": { "type": "string" } }),
+                "Steps or groups that must finish first.",
+            ),
+            "group" => described(
+                json!({ "type": "string" }),
+                "The group this step belongs to.",
+            ),
+            "when" => described(
+                json!({ "type": "string" }),
+                "An expression; false means the step is skipped.",
+            ),
+            "for_each" => described(
+                json!({ "type": "string" }),
+                "An expression giving a list; one instance per element.",
+            ),
+            "max_parallel" => described(
+                json!({ "type": "integer", "minimum": 1 }),
+                "With for_each: instances in progress at once.",
+            ),
+            "timeout" => described(
+                json!({ "$ref": "#/definitions/duration" }),
+                "Each attempt fails when it passes.",
+            ),
             "retry" => json!({ "$ref": "#/definitions/retry" }),
             "on_failure" => json!({ "$ref": "#/definitions/on_failure" }),
-            "idempotent" => described(json!({ "type": "boolean" }), "Safe to run again if a crash left it unfinished."),
-            "check" => described(json!({ "type": "string" }), "A command that exits 0 when the effect is already in place."),
+            "idempotent" => described(
+                json!({ "type": "boolean" }),
+                "Safe to run again if a crash left it unfinished.",
+            ),
+            "check" => described(
+                json!({ "type": "string" }),
+                "A command that exits 0 when the effect is already in place.",
+            ),
             "capture" => described(
                 json!({ "type": "object", "additionalProperties": { "type": "string" } }),
                 "Outputs: NAME = 'regex with one group' over stdout.",
             ),
-            "env" => described(json!({ "type": "object", "additionalProperties": { "type": "string" } }), "Extra environment variables."),
-            "finally" => described(json!({ "type": "boolean" }), "Run after every other step, whether the run failed or not."),
+            "env" => described(
+                json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+                "Extra environment variables.",
+            ),
+            "finally" => described(
+                json!({ "type": "boolean" }),
+                "Run after every other step, whether the run failed or not.",
+            ),
             _ => json!({}),
         };
         p.insert(key.to_string(), s);
@@ -77,7 +120,10 @@ pub fn plan_schema(registry: &StepRegistry) -> Value {
     let mut definitions = Map::new();
     for schema in registry.schemas() {
         let mut props = common_step_properties();
-        props.insert("type".into(), json!({ "const": schema.name, "description": schema.doc }));
+        props.insert(
+            "type".into(),
+            json!({ "const": schema.name, "description": schema.doc }),
+        );
         for f in schema.fields {
             let mut s = kind_schema(f.kind);
             s["description"] = f.doc.into();
@@ -93,7 +139,11 @@ pub fn plan_schema(registry: &StepRegistry) -> Value {
             "required": required,
         });
         if !schema.exactly_one_of.is_empty() {
-            let one: Vec<Value> = schema.exactly_one_of.iter().map(|k| json!({ "required": [k] })).collect();
+            let one: Vec<Value> = schema
+                .exactly_one_of
+                .iter()
+                .map(|k| json!({ "required": [k] }))
+                .collect();
             variant["oneOf"] = one.into();
         }
         let def = format!("step_{}", schema.name.replace('.', "_"));
@@ -101,14 +151,20 @@ pub fn plan_schema(registry: &StepRegistry) -> Value {
         variants.push(json!({ "$ref": format!("#/definitions/{def}") }));
     }
     let names: Vec<&str> = registry.names().collect();
-    definitions.insert("step".into(), json!({
-        "type": "object",
-        "required": ["id", "type"],
-        "properties": { "type": { "type": "string", "enum": names } },
-        "oneOf": variants,
-    }));
+    definitions.insert(
+        "step".into(),
+        json!({
+            "type": "object",
+            "required": ["id", "type"],
+            "properties": { "type": { "type": "string", "enum": names } },
+            "oneOf": variants,
+        }),
+    );
     definitions.insert("duration".into(), json!({ "type": "string", "pattern": DURATION_PATTERN, "description": "e.g. \"30s\", \"10m\", \"1h30m\"" }));
-    definitions.insert("on_failure".into(), json!({ "type": "string", "enum": ["abort", "continue", "ignore"] }));
+    definitions.insert(
+        "on_failure".into(),
+        json!({ "type": "string", "enum": ["abort", "continue", "ignore"] }),
+    );
     definitions.insert("retry".into(), json!({
         "type": "object",
         "additionalProperties": false,
@@ -130,19 +186,22 @@ pub fn plan_schema(registry: &StepRegistry) -> Value {
             _ => json!({ "type": "string" }),
         }),
     }));
-    definitions.insert("group".into(), json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["id"],
-        "properties": keyed(GROUP_KEYS, |k| match k {
-            "id" => json!({ "type": "string", "pattern": ID_PATTERN }),
-            "needs" => json!({ "type": "array", "items": { "type": "string" } }),
-            "max_parallel" => json!({ "type": "integer", "minimum": 1 }),
-            "max_failures" => json!({ "type": "integer", "minimum": 0 }),
-            "finally" => json!({ "type": "boolean" }),
-            _ => json!({ "type": "string" }),
+    definitions.insert(
+        "group".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id"],
+            "properties": keyed(GROUP_KEYS, |k| match k {
+                "id" => json!({ "type": "string", "pattern": ID_PATTERN }),
+                "needs" => json!({ "type": "array", "items": { "type": "string" } }),
+                "max_parallel" => json!({ "type": "integer", "minimum": 1 }),
+                "max_failures" => json!({ "type": "integer", "minimum": 0 }),
+                "finally" => json!({ "type": "boolean" }),
+                _ => json!({ "type": "string" }),
+            }),
         }),
-    }));
+    );
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://rok-plan.invalid/schema/plan.json",

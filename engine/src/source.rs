@@ -58,7 +58,7 @@ impl PlanSource {
 
     /// A miette source for rendering diagnostics against this text.
     pub fn to_named_source(&self) -> miette::NamedSource<String> {
-        miette::NamedSource::new(self.name.to_string(), self.text.to_string())
+        miette::NamedSource::new(self.name.as_ref(), self.text.to_string())
     }
 }
 

@@ -1,6 +1,6 @@
 //! `rok-plan graph PLAN --format dot|mermaid`: the instance DAG on stdout.
 
-use rok_plan_engine::graph::{export, GraphFormat};
+use rok_plan_engine::graph::{GraphFormat, export};
 
 use crate::cli::args::{GraphArgs, GraphFormatArg};
 use crate::cli::load::load;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use rok_plan_engine::graph::{expand, ExecutionGraph};
-use rok_plan_engine::params::{resolve_params, ParamInputs, Params};
-use rok_plan_engine::{load_plan, Plan, PlanSource, StepRegistry};
+use rok_plan_engine::graph::{ExecutionGraph, expand};
+use rok_plan_engine::params::{ParamInputs, Params, resolve_params};
+use rok_plan_engine::{Plan, PlanSource, StepRegistry, load_plan};
 
 use crate::cli::args::ParamArgs;
 use crate::exit::CliError;

@@ -23,7 +23,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            let code = if e.use_stderr() { ExitCode::Invalid } else { ExitCode::Success };
+            let code = if e.use_stderr() {
+                ExitCode::Invalid
+            } else {
+                ExitCode::Success
+            };
             return code.into();
         }
     };
@@ -61,7 +65,9 @@ fn report_error(e: &CliError, output: OutputFormat) {
         }
         (CliError::Plan(d), OutputFormat::Human) => diagnostics::print_human(d),
         (other, OutputFormat::Json) => {
-            let _ = crate::report::stdout::print_line(&serde_json::json!({ "version": 1, "error": other.to_string() }).to_string());
+            let _ = crate::report::stdout::print_line(
+                &serde_json::json!({ "version": 1, "error": other.to_string() }).to_string(),
+            );
         }
         (other, OutputFormat::Human) => eprintln!("error: {other}"),
     }

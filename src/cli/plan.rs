@@ -10,7 +10,12 @@ use crate::report;
 
 pub(crate) fn run(args: &PlanArgs, flags: &Flags) -> Result<ExitCode, CliError> {
     let loaded = load(&args.plan, &args.params)?;
-    let preview = preview(&loaded.plan, &loaded.registry, &loaded.params, &loaded.graph)?;
+    let preview = preview(
+        &loaded.plan,
+        &loaded.registry,
+        &loaded.params,
+        &loaded.graph,
+    )?;
     match flags.output {
         OutputFormat::Json => {
             let text = serde_json::to_string(&preview).map_err(std::io::Error::other)?;

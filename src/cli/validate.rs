@@ -1,7 +1,7 @@
 //! `rok-plan validate PLAN...`: every problem of every file, with its location.
 
 use rok_plan_engine::params::resolve_params;
-use rok_plan_engine::{load_plan, Diagnostics};
+use rok_plan_engine::{Diagnostics, load_plan};
 
 use crate::cli::args::ValidateArgs;
 use crate::cli::load::{param_inputs, read_source};
@@ -18,10 +18,10 @@ pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliErr
             Ok(source) => match load_plan(&source, &registry) {
                 Ok(plan) => {
                     let mut diags = Diagnostics::new();
-                    if args.params.given() {
-                        if let Err(d) = resolve_params(&plan, &param_inputs(&args.params)?) {
-                            diags = d;
-                        }
+                    if args.params.given()
+                        && let Err(d) = resolve_params(&plan, &param_inputs(&args.params)?)
+                    {
+                        diags = d;
                     }
                     let summary = format!(
                         "{} step{}, {} group{}, {} parameter{}",
@@ -50,7 +50,11 @@ pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliErr
         match flags.output {
             OutputFormat::Human if valid => {
                 if !flags.quiet {
-                    eprintln!("{}: valid ({})", path.display(), summary.unwrap_or_default());
+                    eprintln!(
+                        "{}: valid ({})",
+                        path.display(),
+                        summary.unwrap_or_default()
+                    );
                 }
             }
             OutputFormat::Human => diagnostics::print_human(&diags),
@@ -63,9 +67,15 @@ pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliErr
         }));
     }
     if flags.output == OutputFormat::Json {
-        crate::report::stdout::print_line(&serde_json::json!({ "version": 1, "valid": all_valid, "files": files }).to_string())?;
+        crate::report::stdout::print_line(
+            &serde_json::json!({ "version": 1, "valid": all_valid, "files": files }).to_string(),
+        )?;
     }
-    Ok(if all_valid { ExitCode::Success } else { ExitCode::Invalid })
+    Ok(if all_valid {
+        ExitCode::Success
+    } else {
+        ExitCode::Invalid
+    })
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

@@ -8,7 +8,11 @@ use rok_plan_engine::{Diagnostics, PlanDiagnostic};
 /// Renders one diagnostic as people read it: colour only on a terminal without `NO_COLOR`.
 pub(crate) fn render(d: &PlanDiagnostic) -> String {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
     if handler.render_report(&mut out, d).is_err() {

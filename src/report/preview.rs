@@ -23,14 +23,23 @@ pub(crate) fn render(p: &PlanPreview) -> String {
                 other => other.to_string(),
             };
             let origin = match param.origin {
-                Some(o) => serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                Some(o) => serde_json::to_value(o)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 None => String::new(),
             };
             let _ = writeln!(out, "  {:width$} = {value}  ({origin})", param.name);
         }
     }
     for wave in &p.waves {
-        let _ = writeln!(out, "\nWave {} ({} instance{}):", wave.number, wave.instances.len(), plural(wave.instances.len()));
+        let _ = writeln!(
+            out,
+            "\nWave {} ({} instance{}):",
+            wave.number,
+            wave.instances.len(),
+            plural(wave.instances.len())
+        );
         for inst in &wave.instances {
             render_instance(&mut out, inst);
         }
@@ -75,7 +84,10 @@ fn render_instance(out: &mut String, i: &InstancePreview) {
     if i.attempts > 1 {
         policy.push(format!("{} attempts", i.attempts));
     }
-    let on_failure = serde_json::to_value(i.on_failure).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let on_failure = serde_json::to_value(i.on_failure)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     if on_failure != "abort" {
         policy.push(format!("on failure: {on_failure}"));
     }

@@ -15,7 +15,11 @@ const GIT_REBASE: StepSchema = StepSchema {
     doc: "Fetches and rebases a local repository on its upstream, keeping a backup ref.",
     fields: &[
         FieldSpec::required("repo", FieldKind::Text, "Path of the local repository."),
-        FieldSpec::optional("upstream", FieldKind::Text, "What to rebase on (default: the branch's upstream, e.g. origin/main)."),
+        FieldSpec::optional(
+            "upstream",
+            FieldKind::Text,
+            "What to rebase on (default: the branch's upstream, e.g. origin/main).",
+        ),
         FieldSpec::optional(
             "prefer",
             FieldKind::Choice(&["local", "upstream"]),
@@ -26,8 +30,16 @@ const GIT_REBASE: StepSchema = StepSchema {
             FieldKind::Choice(&["remove", "keep"]),
             "Files deleted upstream but modified locally: \"remove\" them (as the seeds do) or \"keep\" them.",
         ),
-        FieldSpec::optional("mirror", FieldKind::Text, "A remote to push the rebased branch to afterwards (a private mirror)."),
-        FieldSpec::optional("fetch", FieldKind::Bool, "Run `git fetch --all -p` first (default true)."),
+        FieldSpec::optional(
+            "mirror",
+            FieldKind::Text,
+            "A remote to push the rebased branch to afterwards (a private mirror).",
+        ),
+        FieldSpec::optional(
+            "fetch",
+            FieldKind::Bool,
+            "Run `git fetch --all -p` first (default true).",
+        ),
     ],
     exactly_one_of: &[],
     idempotent: true,
@@ -39,7 +51,10 @@ impl StepType for GitRebase {
     }
     fn describe(&self, f: &Map<String, Value>) -> String {
         let upstream = shown(f, "upstream").unwrap_or_else(|| "its upstream".into());
-        let mut line = format!("in {}: git fetch --all -p; back up HEAD; rebase on {upstream}", text(f, "repo"));
+        let mut line = format!(
+            "in {}: git fetch --all -p; back up HEAD; rebase on {upstream}",
+            text(f, "repo")
+        );
         if text(f, "prefer") == "local" {
             line.push_str(" keeping local changes (-Xtheirs)");
         }

@@ -14,8 +14,8 @@ use rok_plan_engine::step::StepRegistry;
 pub use file_edit::FileEdit;
 pub use git_rebase::GitRebase;
 pub use k8s::{
-    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubePatch, KubeRestart, KubeScale,
-    KubeUncordon, KubeWait, Kubectl,
+    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubePatch, KubeRestart,
+    KubeScale, KubeUncordon, KubeWait, Kubectl,
 };
 pub use local::{Manual, Noop, Shell, Sleep};
 pub use ssh::Ssh;
@@ -46,12 +46,18 @@ pub fn builtin() -> StepRegistry {
 }
 
 /// Field text, or `""`.
-pub(crate) fn text<'a>(fields: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> &'a str {
+pub(crate) fn text<'a>(
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> &'a str {
     fields.get(key).and_then(|v| v.as_str()).unwrap_or("")
 }
 
 /// A field as shown in a description: strings bare, the rest as JSON.
-pub(crate) fn shown(fields: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+pub(crate) fn shown(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Option<String> {
     fields.get(key).map(|v| match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -66,7 +72,14 @@ pub(crate) fn command_line(fields: &serde_json::Map<String, serde_json::Value>) 
     let words: Vec<String> = fields
         .get("argv")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().map(|w| shlex::try_quote(w.as_str().unwrap_or("")).map_or_else(|_| w.to_string(), |q| q.into_owned())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|w| {
+                    shlex::try_quote(w.as_str().unwrap_or(""))
+                        .map_or_else(|_| w.to_string(), |q| q.into_owned())
+                })
+                .collect()
+        })
         .unwrap_or_default();
     words.join(" ")
 }

@@ -33,7 +33,11 @@ pub struct Sleep;
 const SLEEP: StepSchema = StepSchema {
     name: "sleep",
     doc: "Waits for `duration`.",
-    fields: &[FieldSpec::required("duration", FieldKind::Duration, "How long to wait, e.g. \"30s\".")],
+    fields: &[FieldSpec::required(
+        "duration",
+        FieldKind::Duration,
+        "How long to wait, e.g. \"30s\".",
+    )],
     exactly_one_of: &[],
     idempotent: true,
 };
@@ -51,15 +55,26 @@ impl StepType for Sleep {
 #[derive(Debug, Clone, Copy)]
 pub struct Shell;
 
-pub(crate) const EXPECT_EXIT: FieldSpec =
-    FieldSpec::optional("expect_exit", FieldKind::IntegerList, "Exit statuses that count as success (default [0]).");
+pub(crate) const EXPECT_EXIT: FieldSpec = FieldSpec::optional(
+    "expect_exit",
+    FieldKind::IntegerList,
+    "Exit statuses that count as success (default [0]).",
+);
 
 const SHELL: StepSchema = StepSchema {
     name: "shell",
     doc: "Runs a local command: `run` through `sh -c`, or `argv` without a shell.",
     fields: &[
-        FieldSpec::optional("run", FieldKind::Shell, "A shell command line, run with `sh -c`; interpolated values are shell-quoted."),
-        FieldSpec::optional("argv", FieldKind::TextList, "The program and its arguments, run without a shell."),
+        FieldSpec::optional(
+            "run",
+            FieldKind::Shell,
+            "A shell command line, run with `sh -c`; interpolated values are shell-quoted.",
+        ),
+        FieldSpec::optional(
+            "argv",
+            FieldKind::TextList,
+            "The program and its arguments, run without a shell.",
+        ),
         FieldSpec::optional("cwd", FieldKind::Text, "Working directory."),
         EXPECT_EXIT,
     ],

@@ -14,10 +14,26 @@ const SSH: StepSchema = StepSchema {
     name: "ssh",
     doc: "Runs a command on a remote host over ssh (ssh_config and known_hosts apply).",
     fields: &[
-        FieldSpec::required("host", FieldKind::Text, "The host as ssh knows it (an alias of ~/.ssh/config, user@host, host)."),
-        FieldSpec::optional("run", FieldKind::Shell, "A shell command line run on the host; interpolated values are shell-quoted."),
-        FieldSpec::optional("argv", FieldKind::TextList, "The program and its arguments, each passed as one word."),
-        FieldSpec::optional("sudo", FieldKind::Bool, "Run the command with sudo on the host."),
+        FieldSpec::required(
+            "host",
+            FieldKind::Text,
+            "The host as ssh knows it (an alias of ~/.ssh/config, user@host, host).",
+        ),
+        FieldSpec::optional(
+            "run",
+            FieldKind::Shell,
+            "A shell command line run on the host; interpolated values are shell-quoted.",
+        ),
+        FieldSpec::optional(
+            "argv",
+            FieldKind::TextList,
+            "The program and its arguments, each passed as one word.",
+        ),
+        FieldSpec::optional(
+            "sudo",
+            FieldKind::Bool,
+            "Run the command with sudo on the host.",
+        ),
         FieldSpec::optional("cwd", FieldKind::Text, "Working directory on the host."),
         FieldSpec::optional(
             "host_key_checking",
@@ -35,7 +51,11 @@ impl StepType for Ssh {
         &SSH
     }
     fn describe(&self, f: &Map<String, Value>) -> String {
-        let sudo = if f.get("sudo").and_then(Value::as_bool) == Some(true) { "sudo " } else { "" };
+        let sudo = if f.get("sudo").and_then(Value::as_bool) == Some(true) {
+            "sudo "
+        } else {
+            ""
+        };
         format!("ssh {}: {sudo}{}", text(f, "host"), command_line(f))
     }
 }

@@ -18,5 +18,9 @@ fn plan_format_doc_names_every_step_type_and_field() {
             }
         }
     }
-    assert!(missing.is_empty(), "docs/plan-format.md does not document: {}", missing.join(", "));
+    assert!(
+        missing.is_empty(),
+        "docs/plan-format.md does not document: {}",
+        missing.join(", ")
+    );
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic};
 use crate::params::Params;
-use crate::plan::check::{is_finally, step_deps};
 use crate::plan::Plan;
+use crate::plan::check::{is_finally, step_deps};
 use crate::source::Spanned;
 use crate::template::Templates;
 
@@ -79,7 +79,9 @@ impl ExecutionGraph {
 fn element_keys(items: &[serde_json::Value]) -> Vec<String> {
     let plain = |v: &serde_json::Value| match v {
         serde_json::Value::String(s)
-            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)) =>
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)) =>
         {
             Some(s.clone())
         }
@@ -116,17 +118,198 @@ fn for_each_items(
         Ok(v) if v.kind() == minijinja::value::ValueKind::Seq => match serde_json::to_value(&v) {
             Ok(serde_json::Value::Array(items)) => items,
             _ => {
-                diags.push(fail(format!("`for_each = \"{}\"` gives a list that cannot be used", expr.value)));
+                diags.push(fail(format!(
+                    "`for_each = \"{}\"` gives a list that cannot be used",
+                    expr.value
+                )));
                 Vec::new()
             }
         },
         Ok(v) => {
-            diags.push(fail(format!("`for_each = \"{}\"` gives {}, not a list", expr.value, v.kind())));
+            diags.push(fail(format!(
+                "`for_each = \"{}\"` gives {}, not a list",
+                expr.value,
+                v.kind()
+            )));
             Vec::new()
         }
         Err(e) => {
-            diags.push(fail(format!("`for_each = \"{}\"` cannot be evaluated: {e}", expr.value)));
+            diags.push(fail(format!(
+                "`for_each = \"{}\"` cannot be evaluated: {e}",
+                expr.value
+            )));
             Vec::new()
+        }
+    }
+}
+
+/// The group element an instance belongs to.
+#[derive(Clone, Copy)]
+struct Element<'a> {
+    /// Index of the group in [`Plan::groups`].
+    group: usize,
+    /// The element's key and position (`None` for a group without `for_each`).
+    position: Option<(&'a str, usize, usize)>,
+    /// The element itself (`item`).
+    item: &'a serde_json::Value,
+}
+
+struct Expander<'p> {
+    plan: &'p Plan,
+    params: &'p Params,
+    templates: Templates,
+    diags: Diagnostics,
+    graph: ExecutionGraph,
+    /// Per step: its instances, with the group element position each belongs to.
+    of_step: Vec<Vec<(usize, Option<usize>)>>,
+}
+
+impl Expander<'_> {
+    fn push(
+        &mut self,
+        step: usize,
+        id: String,
+        item: Option<serde_json::Value>,
+        index: Option<usize>,
+        units: Vec<(usize, usize)>,
+        element: Option<Element<'_>>,
+    ) {
+        let idx = self.graph.instances.len();
+        self.graph.by_id.insert(id.clone(), idx);
+        self.graph.instances.push(Instance {
+            id,
+            step,
+            item,
+            index,
+            deps: Vec::new(),
+            finally: is_finally(self.plan, step),
+            units,
+            group: element.map(|e| e.group),
+            group_element: element
+                .and_then(|e| e.position)
+                .map(|(key, e, _)| (key.to_string(), e)),
+        });
+        self.of_step[step].push((idx, element.and_then(|e| e.position).map(|(_, e, _)| e)));
+    }
+
+    /// Adds the instances of step `step` (for one group element, if in a group).
+    fn add_step(&mut self, step: usize, prefix: &str, element: Option<Element<'_>>) {
+        let spec = &self.plan.steps[step];
+        let base_units: Vec<(usize, usize)> = element
+            .and_then(|e| e.position)
+            .map(|(_, e, unit)| (unit, e))
+            .into_iter()
+            .collect();
+        let (group_item, group_index) = match element.and_then(|e| e.position.map(|p| (e.item, p)))
+        {
+            Some((item, (_, e, _))) => (Some(item.clone()), Some(e)),
+            None => (None, None),
+        };
+        let Some(expr) = &spec.for_each else {
+            self.push(
+                step,
+                format!("{prefix}{}", spec.id.value),
+                group_item,
+                group_index,
+                base_units,
+                element,
+            );
+            return;
+        };
+        let items = for_each_items(
+            self.plan,
+            &self.templates,
+            self.params,
+            expr,
+            &mut self.diags,
+        );
+        let keys = element_keys(&items);
+        let unit = self.graph.units.len();
+        self.graph.units.push(Unit {
+            id: format!("{prefix}{}", spec.id.value),
+            max_parallel: spec.max_parallel,
+            max_failures: 0,
+            elements: keys.clone(),
+        });
+        for (i, (item, key)) in items.into_iter().zip(keys).enumerate() {
+            let mut units = base_units.clone();
+            units.push((unit, i));
+            self.push(
+                step,
+                format!("{prefix}{}/{key}", spec.id.value),
+                Some(item),
+                Some(i),
+                units,
+                element,
+            );
+        }
+    }
+
+    fn add_group(&mut self, g_idx: usize) {
+        let g = &self.plan.groups[g_idx];
+        let members: Vec<usize> = self
+            .plan
+            .steps_in(Some(&g.id.value))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(expr) = &g.for_each else {
+            let element = Element {
+                group: g_idx,
+                position: None,
+                item: &serde_json::Value::Null,
+            };
+            for &s in &members {
+                self.add_step(s, &format!("{}/", g.id.value), Some(element));
+            }
+            return;
+        };
+        let items = for_each_items(
+            self.plan,
+            &self.templates,
+            self.params,
+            expr,
+            &mut self.diags,
+        );
+        let keys = element_keys(&items);
+        let unit = self.graph.units.len();
+        self.graph.units.push(Unit {
+            id: g.id.value.clone(),
+            max_parallel: g.max_parallel,
+            max_failures: g.max_failures,
+            elements: keys.clone(),
+        });
+        for (e, (item, key)) in items.iter().zip(&keys).enumerate() {
+            let element = Element {
+                group: g_idx,
+                position: Some((key, e, unit)),
+                item,
+            };
+            for &s in &members {
+                self.add_step(s, &format!("{}/{key}/", g.id.value), Some(element));
+            }
+        }
+    }
+
+    /// Instance dependencies: a step of the same group needs the instance of the same
+    /// element; anything else needs every instance.
+    fn link(&mut self) {
+        let deps = step_deps(self.plan);
+        for i in 0..self.graph.instances.len() {
+            let inst = &self.graph.instances[i];
+            let (step, element) = (inst.step, inst.group_element.as_ref().map(|(_, e)| *e));
+            let group = self.plan.steps[step].group.as_ref().map(|g| &g.value);
+            let mut d = Vec::new();
+            for &j in &deps[step] {
+                let local =
+                    group.is_some() && self.plan.steps[j].group.as_ref().map(|g| &g.value) == group;
+                d.extend(
+                    self.of_step[j]
+                        .iter()
+                        .filter(|(_, el)| !local || *el == element)
+                        .map(|(inst, _)| *inst),
+                );
+            }
+            self.graph.instances[i].deps = d;
         }
     }
 }
@@ -136,111 +319,20 @@ fn for_each_items(
 /// # Errors
 /// A `for_each` that does not give a list.
 pub fn expand(plan: &Plan, params: &Params) -> Result<ExecutionGraph, Diagnostics> {
-    let templates = Templates::new();
-    let mut diags = Diagnostics::new();
-    let mut graph = ExecutionGraph::default();
-    // Per step: its instances, with the group element each belongs to.
-    let mut of_step: Vec<Vec<(usize, Option<usize>)>> = vec![Vec::new(); plan.steps.len()];
-
-    let mut add_step = |graph: &mut ExecutionGraph,
-                        diags: &mut Diagnostics,
-                        step_idx: usize,
-                        prefix: &str,
-                        group: Option<(usize, &(String, usize), &serde_json::Value, Option<usize>)>| {
-        let step = &plan.steps[step_idx];
-        let finally = is_finally(plan, step_idx);
-        let group_unit = group.and_then(|(_, (_, e), _, unit)| unit.map(|u| (u, *e)));
-        let base_units: Vec<(usize, usize)> = group_unit.into_iter().collect();
-        let (g_item, g_index) = match group {
-            Some((_, (_, e), item, Some(_))) => (Some(item.clone()), Some(*e)),
-            _ => (None, None),
-        };
-        let mut push = |graph: &mut ExecutionGraph, id: String, item, index, units: Vec<(usize, usize)>| {
-            let idx = graph.instances.len();
-            graph.by_id.insert(id.clone(), idx);
-            graph.instances.push(Instance {
-                id,
-                step: step_idx,
-                item,
-                index,
-                deps: Vec::new(),
-                finally,
-                units,
-                group: group.map(|(g, ..)| g),
-                group_element: group.and_then(|(_, ge, _, unit)| unit.map(|_| ge.clone())),
-            });
-            of_step[step_idx].push((idx, group.map(|(_, (_, e), _, _)| *e)));
-        };
-        match &step.for_each {
-            None => push(graph, format!("{prefix}{}", step.id.value), g_item, g_index, base_units),
-            Some(expr) => {
-                let items = for_each_items(plan, &templates, params, expr, diags);
-                let keys = element_keys(&items);
-                let unit = graph.units.len();
-                graph.units.push(Unit {
-                    id: format!("{prefix}{}", step.id.value),
-                    max_parallel: step.max_parallel,
-                    max_failures: 0,
-                    elements: keys.clone(),
-                });
-                for (i, (item, key)) in items.into_iter().zip(keys).enumerate() {
-                    let mut units = base_units.clone();
-                    units.push((unit, i));
-                    push(graph, format!("{prefix}{}/{key}", step.id.value), Some(item), Some(i), units);
-                }
-            }
-        }
+    let mut x = Expander {
+        plan,
+        params,
+        templates: Templates::new(),
+        diags: Diagnostics::new(),
+        graph: ExecutionGraph::default(),
+        of_step: vec![Vec::new(); plan.steps.len()],
     };
-
-    for (step_idx, _) in plan.steps_in(None) {
-        add_step(&mut graph, &mut diags, step_idx, "", None);
+    for (step, _) in plan.steps_in(None) {
+        x.add_step(step, "", None);
     }
-    for (g_idx, g) in plan.groups.iter().enumerate() {
-        let members: Vec<usize> = plan.steps_in(Some(&g.id.value)).map(|(i, _)| i).collect();
-        match &g.for_each {
-            None => {
-                let none = (String::new(), 0);
-                for &s in &members {
-                    add_step(&mut graph, &mut diags, s, &format!("{}/", g.id.value), Some((g_idx, &none, &serde_json::Value::Null, None)));
-                }
-            }
-            Some(expr) => {
-                let items = for_each_items(plan, &templates, params, expr, &mut diags);
-                let keys = element_keys(&items);
-                let unit = graph.units.len();
-                graph.units.push(Unit {
-                    id: g.id.value.clone(),
-                    max_parallel: g.max_parallel,
-                    max_failures: g.max_failures,
-                    elements: keys.clone(),
-                });
-                for (e, (item, key)) in items.iter().zip(keys).enumerate() {
-                    let element = (key.clone(), e);
-                    for &s in &members {
-                        add_step(&mut graph, &mut diags, s, &format!("{}/{key}/", g.id.value), Some((g_idx, &element, item, Some(unit))));
-                    }
-                }
-            }
-        }
+    for g in 0..plan.groups.len() {
+        x.add_group(g);
     }
-
-    let deps = step_deps(plan);
-    for i in 0..graph.instances.len() {
-        let (step, element) = {
-            let inst = &graph.instances[i];
-            (inst.step, inst.group_element.as_ref().map(|(_, e)| *e))
-        };
-        let same_group = plan.steps[step].group.as_ref().map(|g| g.value.clone());
-        let mut d = Vec::new();
-        for &j in &deps[step] {
-            let local = same_group.is_some() && plan.steps[j].group.as_ref().map(|g| &g.value) == same_group.as_ref();
-            for &(inst, el) in &of_step[j] {
-                if !local || el == element {
-                    d.push(inst);
-                }
-            }
-        }
-        graph.instances[i].deps = d;
-    }
-    diags.into_result(graph)
+    x.link();
+    x.diags.into_result(x.graph)
 }

@@ -14,10 +14,16 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// The instances of one group element (`None`: a group without `for_each`).
+type ElementCluster = (Option<String>, Vec<usize>);
+
 // Instances of each group, then per element: (group id, [(element key, [instances])]).
-fn clusters(plan: &Plan, graph: &ExecutionGraph) -> Vec<(String, Vec<(Option<String>, Vec<usize>)>)> {
-    let mut out: Vec<(String, Vec<(Option<String>, Vec<usize>)>)> =
-        plan.groups.iter().map(|g| (g.id.value.clone(), Vec::new())).collect();
+fn clusters(plan: &Plan, graph: &ExecutionGraph) -> Vec<(String, Vec<ElementCluster>)> {
+    let mut out: Vec<(String, Vec<ElementCluster>)> = plan
+        .groups
+        .iter()
+        .map(|g| (g.id.value.clone(), Vec::new()))
+        .collect();
     for (i, inst) in graph.instances.iter().enumerate() {
         let Some(g) = inst.group else { continue };
         let key = inst.group_element.as_ref().map(|(k, _)| k.clone());
@@ -52,10 +58,17 @@ fn dot(plan: &Plan, graph: &ExecutionGraph) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", q(&plan.name));
-    let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];");
+    let _ = writeln!(
+        out,
+        "  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
+    );
     for (i, inst) in graph.instances.iter().enumerate() {
         if inst.group.is_none() {
-            let _ = writeln!(out, "  n{i} [label=\"{}\"];", label(plan, graph, i).replace('"', "\\\""));
+            let _ = writeln!(
+                out,
+                "  n{i} [label=\"{}\"];",
+                label(plan, graph, i).replace('"', "\\\"")
+            );
         }
     }
     for (c, (group, elements)) in clusters(plan, graph).into_iter().enumerate() {
@@ -63,10 +76,18 @@ fn dot(plan: &Plan, graph: &ExecutionGraph) -> String {
         for (e, (key, members)) in elements.into_iter().enumerate() {
             let indent = if key.is_some() { "      " } else { "    " };
             if let Some(key) = &key {
-                let _ = writeln!(out, "    subgraph cluster_{c}_{e} {{\n      label={};", q(key));
+                let _ = writeln!(
+                    out,
+                    "    subgraph cluster_{c}_{e} {{\n      label={};",
+                    q(key)
+                );
             }
             for i in members {
-                let _ = writeln!(out, "{indent}n{i} [label=\"{}\"];", label(plan, graph, i).replace('"', "\\\""));
+                let _ = writeln!(
+                    out,
+                    "{indent}n{i} [label=\"{}\"];",
+                    label(plan, graph, i).replace('"', "\\\"")
+                );
             }
             if key.is_some() {
                 let _ = writeln!(out, "    }}");

@@ -4,6 +4,6 @@ mod expand;
 mod export;
 mod waves;
 
-pub use expand::{expand, ExecutionGraph, Instance, Unit};
-pub use export::{export, GraphFormat};
+pub use expand::{ExecutionGraph, Instance, Unit, expand};
+pub use export::{GraphFormat, export};
 pub use waves::waves;

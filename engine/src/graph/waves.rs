@@ -10,8 +10,16 @@ pub fn waves(graph: &ExecutionGraph) -> Vec<Vec<usize>> {
     let dependents = graph.dependents();
     let mut waiting: Vec<usize> = graph.instances.iter().map(|i| i.deps.len()).collect();
     // Per unit: per element, instances not yet done, and whether it has started.
-    let mut remaining: Vec<Vec<usize>> = graph.units.iter().map(|u| vec![0; u.elements.len()]).collect();
-    let mut started: Vec<Vec<bool>> = graph.units.iter().map(|u| vec![false; u.elements.len()]).collect();
+    let mut remaining: Vec<Vec<usize>> = graph
+        .units
+        .iter()
+        .map(|u| vec![0; u.elements.len()])
+        .collect();
+    let mut started: Vec<Vec<bool>> = graph
+        .units
+        .iter()
+        .map(|u| vec![false; u.elements.len()])
+        .collect();
     let mut active: Vec<u32> = vec![0; graph.units.len()];
     for inst in &graph.instances {
         for &(u, e) in &inst.units {
@@ -19,8 +27,12 @@ pub fn waves(graph: &ExecutionGraph) -> Vec<Vec<usize>> {
         }
     }
     let mut regular_left = graph.instances.iter().filter(|i| !i.finally).count();
-    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0 && !graph.instances[i].finally).collect();
-    let mut finally_ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0 && graph.instances[i].finally).collect();
+    let mut ready: Vec<usize> = (0..n)
+        .filter(|&i| waiting[i] == 0 && !graph.instances[i].finally)
+        .collect();
+    let mut finally_ready: Vec<usize> = (0..n)
+        .filter(|&i| waiting[i] == 0 && graph.instances[i].finally)
+        .collect();
     let mut out = Vec::new();
     let mut done = 0;
     while done < n {

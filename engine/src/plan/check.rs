@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use crate::diagnostic::{did_you_mean, Code, Diagnostics, PlanDiagnostic};
+use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic, did_you_mean};
 use crate::plan::model::{FieldValue, ParamType, Plan, StepSpec};
 use crate::source::Spanned;
 use crate::step::{FieldKind, StepRegistry};
@@ -25,7 +25,11 @@ pub(crate) fn check_plan(plan: &Plan, registry: &StepRegistry) -> Diagnostics {
     c.check_max_parallel();
     let acyclic = c.check_cycles(&deps);
     // With a cycle, what each step reaches is still known: `not_a_need` is checked anyway.
-    let reach = Some(if acyclic { transitive(&deps) } else { reachable(&deps) });
+    let reach = Some(if acyclic {
+        transitive(&deps)
+    } else {
+        reachable(&deps)
+    });
     c.check_expressions(reach.as_deref());
     c.diags
 }
@@ -42,11 +46,15 @@ struct Checker<'p> {
 }
 
 /// How a name in `needs` resolves: the steps it stands for.
-pub(crate) fn resolve_need(plan: &Plan, name: &str, from_group: Option<&str>) -> Option<Vec<usize>> {
-    if let Some(g) = from_group {
-        if let Some((i, _)) = plan.steps_in(Some(g)).find(|(_, s)| s.id.value == name) {
-            return Some(vec![i]);
-        }
+pub(crate) fn resolve_need(
+    plan: &Plan,
+    name: &str,
+    from_group: Option<&str>,
+) -> Option<Vec<usize>> {
+    if let Some(g) = from_group
+        && let Some((i, _)) = plan.steps_in(Some(g)).find(|(_, s)| s.id.value == name)
+    {
+        return Some(vec![i]);
     }
     if let Some((i, _)) = plan.steps_in(None).find(|(_, s)| s.id.value == name) {
         return Some(vec![i]);
@@ -81,8 +89,17 @@ impl Checker<'_> {
         self.diags.push(d);
     }
 
-    fn error(&mut self, code: Code, span: Range<usize>, message: String, label: &str, help: Option<String>) {
-        let d = PlanDiagnostic::new(code, &self.plan.source, message).at(span, label).maybe_help(help);
+    fn error(
+        &mut self,
+        code: Code,
+        span: Range<usize>,
+        message: String,
+        label: &str,
+        help: Option<String>,
+    ) {
+        let d = PlanDiagnostic::new(code, &self.plan.source, message)
+            .at(span, label)
+            .maybe_help(help);
         self.report(d);
     }
 
@@ -106,7 +123,9 @@ impl Checker<'_> {
             let key = (scope.clone(), id.value.clone());
             if let Some(first) = seen.get(&key) {
                 let help = self.first_defined(first);
-                let within = scope.map(|g| format!(" in group `{g}`")).unwrap_or_default();
+                let within = scope
+                    .map(|g| format!(" in group `{g}`"))
+                    .unwrap_or_default();
                 self.error(
                     Code::DuplicateId,
                     id.span.clone(),
@@ -121,22 +140,41 @@ impl Checker<'_> {
     }
 
     fn check_step_groups(&mut self) {
-        let names: Vec<&str> = self.plan.groups.iter().map(|g| g.id.value.as_str()).collect();
+        let names: Vec<&str> = self
+            .plan
+            .groups
+            .iter()
+            .map(|g| g.id.value.as_str())
+            .collect();
         for s in &self.plan.steps {
             let Some(g) = &s.group else { continue };
             if self.plan.group(&g.value).is_none() {
                 let help = did_you_mean(&g.value, names.iter().copied())
                     .or_else(|| Some(format!("declare it with [[group]] id = \"{}\"", g.value)));
-                self.error(Code::UnknownGroup, g.span.clone(), format!("no group is named `{}`", g.value), "unknown group", help);
+                self.error(
+                    Code::UnknownGroup,
+                    g.span.clone(),
+                    format!("no group is named `{}`", g.value),
+                    "unknown group",
+                    help,
+                );
             }
         }
     }
 
     fn need_candidates(&self, from_group: Option<&str>) -> Vec<&str> {
-        let mut names: Vec<&str> = self.plan.steps_in(None).map(|(_, s)| s.id.value.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .plan
+            .steps_in(None)
+            .map(|(_, s)| s.id.value.as_str())
+            .collect();
         names.extend(self.plan.groups.iter().map(|g| g.id.value.as_str()));
         if let Some(g) = from_group {
-            names.extend(self.plan.steps_in(Some(g)).map(|(_, s)| s.id.value.as_str()));
+            names.extend(
+                self.plan
+                    .steps_in(Some(g))
+                    .map(|(_, s)| s.id.value.as_str()),
+            );
         }
         names
     }
@@ -165,7 +203,8 @@ impl Checker<'_> {
                 None => {
                     // Never suggest the step (or group) itself: that would be a cycle.
                     let candidates = self.need_candidates(from_group);
-                    let help = did_you_mean(&need.value, candidates.iter().copied().filter(|c| *c != me));
+                    let help =
+                        did_you_mean(&need.value, candidates.iter().copied().filter(|c| *c != me));
                     self.error(
                         Code::UnknownNeed,
                         need.span.clone(),
@@ -183,10 +222,25 @@ impl Checker<'_> {
         let mut group_deps: HashMap<String, Vec<(usize, Range<usize>)>> = HashMap::new();
         for g in &self.plan.groups {
             if g.needs.iter().any(|n| n.value == g.id.value) {
-                let span = g.needs.iter().find(|n| n.value == g.id.value).map_or(g.span.clone(), |n| n.span.clone());
-                self.error(Code::Cycle, span, format!("`{}` depends on itself", g.id.value), "depends on itself", None);
+                let span = g
+                    .needs
+                    .iter()
+                    .find(|n| n.value == g.id.value)
+                    .map_or(g.span.clone(), |n| n.span.clone());
+                self.error(
+                    Code::Cycle,
+                    span,
+                    format!("`{}` depends on itself", g.id.value),
+                    "depends on itself",
+                    None,
+                );
             }
-            let needs: Vec<_> = g.needs.iter().filter(|n| n.value != g.id.value).cloned().collect();
+            let needs: Vec<_> = g
+                .needs
+                .iter()
+                .filter(|n| n.value != g.id.value)
+                .cloned()
+                .collect();
             let resolved = self.resolve_list(&g.id.value, &needs, None, None);
             group_deps.insert(g.id.value.clone(), resolved);
         }
@@ -213,7 +267,10 @@ impl Checker<'_> {
                     self.error(
                         Code::NeedsFinally,
                         span.clone(),
-                        format!("`{}` needs `{label}`, which only runs after every other step", step_label(self.plan, i)),
+                        format!(
+                            "`{}` needs `{label}`, which only runs after every other step",
+                            step_label(self.plan, i)
+                        ),
                         "a `finally` step",
                         Some("mark this step `finally = true` too, or drop the need".into()),
                     );
@@ -226,12 +283,24 @@ impl Checker<'_> {
         let mut problems = Vec::new();
         for g in &self.plan.groups {
             if g.max_parallel.is_some() && g.for_each.is_none() {
-                problems.push((g.span.clone(), format!("group `{}` sets `max_parallel` without `for_each`", g.id.value)));
+                problems.push((
+                    g.span.clone(),
+                    format!(
+                        "group `{}` sets `max_parallel` without `for_each`",
+                        g.id.value
+                    ),
+                ));
             }
         }
         for s in &self.plan.steps {
             if s.max_parallel.is_some() && s.for_each.is_none() {
-                problems.push((s.span.clone(), format!("step `{}` sets `max_parallel` without `for_each`", s.id.value)));
+                problems.push((
+                    s.span.clone(),
+                    format!(
+                        "step `{}` sets `max_parallel` without `for_each`",
+                        s.id.value
+                    ),
+                ));
             }
         }
         for (span, message) in problems {
@@ -259,7 +328,9 @@ impl Checker<'_> {
             marks[start] = Mark::Open;
             while let Some((node, edge)) = stack.last().cloned() {
                 if let Some((next, span)) = deps[node].get(edge) {
-                    stack.last_mut().map(|top| top.1 += 1);
+                    if let Some(top) = stack.last_mut() {
+                        top.1 += 1;
+                    }
                     match marks[*next] {
                         Mark::New => {
                             marks[*next] = Mark::Open;
@@ -267,7 +338,8 @@ impl Checker<'_> {
                         }
                         Mark::Open => {
                             let from = stack.iter().position(|(s, _)| s == next).unwrap_or(0);
-                            let mut path: Vec<usize> = stack[from..].iter().map(|(s, _)| *s).collect();
+                            let mut path: Vec<usize> =
+                                stack[from..].iter().map(|(s, _)| *s).collect();
                             path.push(*next);
                             found.push((path, span.clone()));
                         }
@@ -283,11 +355,23 @@ impl Checker<'_> {
         for (path, span) in found {
             let names: Vec<String> = path.iter().map(|i| step_label(self.plan, *i)).collect();
             let (message, label) = if path.len() == 2 {
-                (format!("`{}` depends on itself: {}", names[0], names.join(" -> ")), "depends on itself".to_string())
+                (
+                    format!("`{}` depends on itself: {}", names[0], names.join(" -> ")),
+                    "depends on itself".to_string(),
+                )
             } else {
-                (format!("dependency cycle: {}", names.join(" -> ")), format!("closes the cycle {}", names.join(" -> ")))
+                (
+                    format!("dependency cycle: {}", names.join(" -> ")),
+                    format!("closes the cycle {}", names.join(" -> ")),
+                )
             };
-            self.error(Code::Cycle, span, message, &label, Some("remove one of these `needs` to break the cycle".into()));
+            self.error(
+                Code::Cycle,
+                span,
+                message,
+                &label,
+                Some("remove one of these `needs` to break the cycle".into()),
+            );
         }
         acyclic
     }
@@ -337,11 +421,17 @@ impl Checker<'_> {
             match (parts.next(), parts.next()) {
                 (Some("params"), Some(p)) => match self.plan.params.get(p) {
                     None => self.unknown_param(p, name, expr.span.clone()),
-                    Some(spec) if spec.ty != ParamType::List && expr.value.trim() == format!("params.{p}") => {
+                    Some(spec)
+                        if spec.ty != ParamType::List
+                            && expr.value.trim() == format!("params.{p}") =>
+                    {
                         self.error(
                             Code::ForEachNotList,
                             expr.span.clone(),
-                            format!("`for_each` needs a list, and parameter `{p}` is a {}", spec.ty.name()),
+                            format!(
+                                "`for_each` needs a list, and parameter `{p}` is a {}",
+                                spec.ty.name()
+                            ),
                             "not a list",
                             Some(format!("declare it with type = \"list\" in [params.{p}]")),
                         );
@@ -371,7 +461,13 @@ impl Checker<'_> {
         }
     }
 
-    fn check_template(&mut self, text: &str, span: Range<usize>, quoting: Quoting, scope: &Scope<'_>) {
+    fn check_template(
+        &mut self,
+        text: &str,
+        span: Range<usize>,
+        quoting: Quoting,
+        scope: &Scope<'_>,
+    ) {
         match self.templates.template_names(text, quoting) {
             Ok(names) => {
                 for name in names {
@@ -387,14 +483,26 @@ impl Checker<'_> {
             Some(r) => inner_span(&self.plan.source, span, r.clone()),
             None => span,
         };
-        self.error(Code::TemplateSyntax, at, format!("{what} does not parse: {}", e.message), "here", Some("templates use Jinja syntax: {{ params.NAME }}".into()));
+        self.error(
+            Code::TemplateSyntax,
+            at,
+            format!("{what} does not parse: {}", e.message),
+            "here",
+            Some("templates use Jinja syntax: {{ params.NAME }}".into()),
+        );
     }
 
     fn unknown_param(&mut self, p: &str, name: &str, span: Range<usize>) {
         let help = did_you_mean(p, self.plan.params.keys().map(String::as_str))
             .or_else(|| Some(format!("declare it with [params.{p}]")));
         let at = locate(&self.plan.source, span, name);
-        self.error(Code::UnknownParam, at, format!("no parameter is named `{p}`"), "unknown parameter", help);
+        self.error(
+            Code::UnknownParam,
+            at,
+            format!("no parameter is named `{p}`"),
+            "unknown parameter",
+            help,
+        );
     }
 
     fn check_name(&mut self, name: &str, span: Range<usize>, scope: &Scope<'_>) {
@@ -402,10 +510,10 @@ impl Checker<'_> {
         let at = locate(&self.plan.source, span.clone(), name);
         match parts[0] {
             "params" => {
-                if let Some(p) = parts.get(1) {
-                    if !self.plan.params.contains_key(*p) {
-                        self.unknown_param(p, name, span);
-                    }
+                if let Some(p) = parts.get(1)
+                    && !self.plan.params.contains_key(*p)
+                {
+                    self.unknown_param(p, name, span);
                 }
             }
             "steps" => self.check_step_reference(&parts, at, scope),
@@ -413,7 +521,10 @@ impl Checker<'_> {
             "item" | "index" => self.error(
                 Code::UnknownName,
                 at,
-                format!("`{}` is only defined in a step or group with `for_each`", parts[0]),
+                format!(
+                    "`{}` is only defined in a step or group with `for_each`",
+                    parts[0]
+                ),
                 "not in scope here",
                 Some("add `for_each` to this step or its group".into()),
             ),
@@ -429,23 +540,50 @@ impl Checker<'_> {
             },
             other => {
                 let help = did_you_mean(other, ["params", "steps", "item", "index", "run"])
-                    .or_else(|| Some("templates can read `params`, `steps`, `item`, `index` and `run`".into()));
-                self.error(Code::UnknownName, at, format!("`{other}` is not defined"), "unknown name", help);
+                    .or_else(|| {
+                        Some(
+                            "templates can read `params`, `steps`, `item`, `index` and `run`"
+                                .into(),
+                        )
+                    });
+                self.error(
+                    Code::UnknownName,
+                    at,
+                    format!("`{other}` is not defined"),
+                    "unknown name",
+                    help,
+                );
             }
         }
     }
 
     fn check_step_reference(&mut self, parts: &[&str], at: Range<usize>, scope: &Scope<'_>) {
         let Some(id) = parts.get(1) else { return };
-        let local = scope.group.and_then(|g| self.plan.steps_in(Some(g)).find(|(_, s)| s.id.value == *id));
+        let local = scope
+            .group
+            .and_then(|g| self.plan.steps_in(Some(g)).find(|(_, s)| s.id.value == *id));
         let found = local.or_else(|| self.plan.steps_in(None).find(|(_, s)| s.id.value == *id));
         let Some((j, target)) = found else {
-            let mut names: Vec<&str> = self.plan.steps_in(None).map(|(_, s)| s.id.value.as_str()).collect();
+            let mut names: Vec<&str> = self
+                .plan
+                .steps_in(None)
+                .map(|(_, s)| s.id.value.as_str())
+                .collect();
             if let Some(g) = scope.group {
-                names.extend(self.plan.steps_in(Some(g)).map(|(_, s)| s.id.value.as_str()));
+                names.extend(
+                    self.plan
+                        .steps_in(Some(g))
+                        .map(|(_, s)| s.id.value.as_str()),
+                );
             }
             let help = did_you_mean(id, names);
-            self.error(Code::UnknownStep, at, format!("no step is named `{id}`"), "unknown step", help);
+            self.error(
+                Code::UnknownStep,
+                at,
+                format!("no step is named `{id}`"),
+                "unknown step",
+                help,
+            );
             return;
         };
         if let Some(i) = scope.step {
@@ -489,7 +627,13 @@ impl Checker<'_> {
                                 format!("`{id}` has the outputs: {}", outputs.join(", "))
                             })
                         });
-                        self.error(Code::UnknownOutput, at, format!("step `{id}` has no output `{out}`"), "unknown output", help);
+                        self.error(
+                            Code::UnknownOutput,
+                            at,
+                            format!("step `{id}` has no output `{out}`"),
+                            "unknown output",
+                            help,
+                        );
                     }
                 }
             }
@@ -498,7 +642,9 @@ impl Checker<'_> {
                 at,
                 format!("`steps.{id}.{other}` is not defined"),
                 "unknown name",
-                Some(format!("a step has `outputs` and `stdout`, e.g. steps.{id}.outputs.NAME")),
+                Some(format!(
+                    "a step has `outputs` and `stdout`, e.g. steps.{id}.outputs.NAME"
+                )),
             ),
         }
     }
@@ -512,7 +658,10 @@ struct Scope<'a> {
 }
 
 /// Every template string of a step's fields, with its span and quoting.
-pub(crate) fn template_fields(s: &StepSpec, registry: &StepRegistry) -> Vec<(String, Range<usize>, Quoting)> {
+pub(crate) fn template_fields(
+    s: &StepSpec,
+    registry: &StepRegistry,
+) -> Vec<(String, Range<usize>, Quoting)> {
     let schema = registry.get(&s.type_name.value).map(|t| *t.schema());
     let mut out = Vec::new();
     let mut push = |v: &FieldValue, quoting: Quoting| {
@@ -521,8 +670,18 @@ pub(crate) fn template_fields(s: &StepSpec, registry: &StepRegistry) -> Vec<(Str
         }
     };
     for (name, v) in &s.fields {
-        let kind = schema.as_ref().and_then(|sc| sc.field(name)).map(|f| f.kind);
-        push(v, if matches!(kind, Some(FieldKind::Shell)) { Quoting::Shell } else { Quoting::Plain });
+        let kind = schema
+            .as_ref()
+            .and_then(|sc| sc.field(name))
+            .map(|f| f.kind);
+        push(
+            v,
+            if matches!(kind, Some(FieldKind::Shell)) {
+                Quoting::Shell
+            } else {
+                Quoting::Plain
+            },
+        );
     }
     if let Some(c) = &s.check {
         push(c, Quoting::Shell);
@@ -588,9 +747,17 @@ fn locate(source: &crate::source::PlanSource, span: Range<usize>, name: &str) ->
 }
 
 /// Maps a range inside a string's value to the source, assuming no escapes before it.
-fn inner_span(source: &crate::source::PlanSource, span: Range<usize>, inner: Range<usize>) -> Range<usize> {
+fn inner_span(
+    source: &crate::source::PlanSource,
+    span: Range<usize>,
+    inner: Range<usize>,
+) -> Range<usize> {
     let text = source.slice(&span);
-    let mut open = if text.starts_with("\"\"\"") || text.starts_with("'''") { 3 } else { 1 };
+    let mut open = if text.starts_with("\"\"\"") || text.starts_with("'''") {
+        3
+    } else {
+        1
+    };
     if open == 3 && text[3..].starts_with('\n') {
         open += 1;
     }
@@ -604,14 +771,25 @@ fn inner_span(source: &crate::source::PlanSource, span: Range<usize>, inner: Ran
 pub(crate) fn step_deps(plan: &Plan) -> Vec<Vec<usize>> {
     let group_needs = |g: &str| -> Vec<usize> {
         plan.group(g)
-            .map(|g| g.needs.iter().filter_map(|n| resolve_need(plan, &n.value, None)).flatten().collect())
+            .map(|g| {
+                g.needs
+                    .iter()
+                    .filter_map(|n| resolve_need(plan, &n.value, None))
+                    .flatten()
+                    .collect()
+            })
             .unwrap_or_default()
     };
     plan.steps
         .iter()
         .map(|s| {
             let group = s.group.as_ref().map(|g| g.value.as_str());
-            let mut d: Vec<usize> = s.needs.iter().filter_map(|n| resolve_need(plan, &n.value, group)).flatten().collect();
+            let mut d: Vec<usize> = s
+                .needs
+                .iter()
+                .filter_map(|n| resolve_need(plan, &n.value, group))
+                .flatten()
+                .collect();
             if let Some(g) = group {
                 d.extend(group_needs(g));
             }

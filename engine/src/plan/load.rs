@@ -5,27 +5,49 @@ use indexmap::IndexMap;
 use regex::Regex;
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::{did_you_mean, Code, Diagnostics, PlanDiagnostic};
+use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic, did_you_mean};
 use crate::plan::model::{
-    Capture, Defaults, FieldValue, GroupSpec, OnFailure, ParamSpec, ParamType, ParamValue, Plan, RetrySpec,
-    StepSpec,
+    Capture, Defaults, FieldValue, GroupSpec, OnFailure, ParamSpec, ParamType, ParamValue, Plan,
+    RetrySpec, StepSpec,
 };
-use crate::plan::toml_reader::{type_name, Reader, Value};
+use crate::plan::toml_reader::{Reader, Value, type_name};
 use crate::source::{PlanSource, Spanned};
 use crate::step::{FieldKind, FieldSpec, StepRegistry, StepSchema};
 
 pub(crate) const TOP_KEYS: &[&str] = &["plan", "params", "defaults", "group", "step"];
 pub(crate) const PLAN_KEYS: &[&str] = &["name", "description", "version"];
-pub(crate) const PARAM_KEYS: &[&str] = &["type", "description", "default", "env", "secret", "choices"];
+pub(crate) const PARAM_KEYS: &[&str] =
+    &["type", "description", "default", "env", "secret", "choices"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "on_failure", "context"];
 pub(crate) const RETRY_KEYS: &[&str] = &["attempts", "delay", "backoff", "max_delay"];
 pub(crate) const GROUP_KEYS: &[&str] = &[
-    "id", "description", "needs", "when", "for_each", "max_parallel", "max_failures", "finally",
+    "id",
+    "description",
+    "needs",
+    "when",
+    "for_each",
+    "max_parallel",
+    "max_failures",
+    "finally",
 ];
 /// Keys every step accepts, whatever its type.
 pub const COMMON_STEP_KEYS: &[&str] = &[
-    "id", "type", "description", "needs", "group", "when", "for_each", "max_parallel", "timeout", "retry",
-    "on_failure", "idempotent", "check", "capture", "env", "finally",
+    "id",
+    "type",
+    "description",
+    "needs",
+    "group",
+    "when",
+    "for_each",
+    "max_parallel",
+    "timeout",
+    "retry",
+    "on_failure",
+    "idempotent",
+    "check",
+    "capture",
+    "env",
+    "finally",
 ];
 
 /// The pattern of plan names.
@@ -53,9 +75,10 @@ pub fn load_plan(source: &PlanSource, registry: &StepRegistry) -> Result<Plan, D
         for e in errors {
             let span = e.span().unwrap_or(0..0);
             let message = e.message().trim().to_string();
-            let d = PlanDiagnostic::new(Code::TomlSyntax, source, format!("invalid TOML: {message}"))
-                .at(span, message)
-                .help("fix the TOML syntax first; other checks run once the file parses");
+            let d =
+                PlanDiagnostic::new(Code::TomlSyntax, source, format!("invalid TOML: {message}"))
+                    .at(span, message)
+                    .help("fix the TOML syntax first; other checks run once the file parses");
             r.report(d);
         }
         return r.diags.into_result(unreachable_plan(source));
@@ -104,12 +127,19 @@ fn unreachable_plan(source: &PlanSource) -> Plan {
     }
 }
 
-fn read_plan_table(r: &mut Reader<'_>, doc: &DeTable<'_>) -> (String, Option<String>, Option<String>) {
+fn read_plan_table(
+    r: &mut Reader<'_>,
+    doc: &DeTable<'_>,
+) -> (String, Option<String>, Option<String>) {
     let Some((table, span)) = r.table(doc, "plan") else {
         if !doc.contains_key("plan") {
-            let d = PlanDiagnostic::new(Code::MissingKey, r.source, "the plan file has no `[plan]` table")
-                .at(0..0, "expected `[plan]` with a `name`")
-                .help("start the file with:\n[plan]\nname = \"my-upgrade\"");
+            let d = PlanDiagnostic::new(
+                Code::MissingKey,
+                r.source,
+                "the plan file has no `[plan]` table",
+            )
+            .at(0..0, "expected `[plan]` with a `name`")
+            .help("start the file with:\n[plan]\nname = \"my-upgrade\"");
             r.report(d);
         }
         return (String::new(), None, None);
@@ -128,7 +158,12 @@ fn read_plan_table(r: &mut Reader<'_>, doc: &DeTable<'_>) -> (String, Option<Str
         }
         None => {
             if !table.contains_key("name") {
-                r.missing("name", "`[plan]`", span, Some("add e.g. name = \"rok-upgrade\"".into()));
+                r.missing(
+                    "name",
+                    "`[plan]`",
+                    span,
+                    Some("add e.g. name = \"rok-upgrade\"".into()),
+                );
             }
             String::new()
         }
@@ -174,31 +209,46 @@ fn read_param(r: &mut Reader<'_>, name: Spanned<String>, t: &DeTable<'_>) -> Opt
     r.unknown_keys(t, PARAM_KEYS, &format!("`[params.{}]`", name.value));
     // A bad `type` is reported, and the parameter still declared (as a string) so that
     // templates naming it do not cascade into "unknown parameter".
-    let ty = if t.contains_key("type") { r.choice(t, "type", ParamType::ALL) } else { Some(ParamType::String) };
+    let ty = if t.contains_key("type") {
+        r.choice(t, "type", ParamType::ALL)
+    } else {
+        Some(ParamType::String)
+    };
     // With a bad `type`, the default cannot be checked against it.
     let type_known = ty.is_some();
     let ty = ty.unwrap_or(ParamType::String);
     let description = r.string(t, "description").map(|s| s.value);
     let env = r.string(t, "env").map(|s| s.value);
     let secret = r.bool(t, "secret").unwrap_or(false);
-    let choices = r.string_list(t, "choices").map(|l| l.into_iter().map(|s| s.value).collect::<Vec<_>>());
-    if choices.is_some() && ty != ParamType::String {
-        if let Some(v) = t.get("choices") {
+    let choices = r
+        .string_list(t, "choices")
+        .map(|l| l.into_iter().map(|s| s.value).collect::<Vec<_>>());
+    if choices.is_some()
+        && ty != ParamType::String
+        && let Some(v) = t.get("choices")
+    {
+        {
             r.error(
                 Code::InvalidValue,
                 v.span(),
-                format!("`choices` is only for string parameters, and `{}` is a {}", name.value, ty.name()),
+                format!(
+                    "`choices` is only for string parameters, and `{}` is a {}",
+                    name.value,
+                    ty.name()
+                ),
                 "not allowed here",
             );
         }
     }
     let default = t.get("default").filter(|_| type_known).and_then(|v| {
-        let value = param_value_from_toml(r.source, &name.value, ty, v).map_err(|d| r.report(d)).ok()?;
-        if let (Some(choices), ParamValue::String(s)) = (&choices, &value) {
-            if !choices.contains(s) {
-                let d = not_in_choices(r.source, &name.value, s, choices, v.span());
-                r.report(d);
-            }
+        let value = param_value_from_toml(r.source, &name.value, ty, v)
+            .map_err(|d| r.report(d))
+            .ok()?;
+        if let (Some(choices), ParamValue::String(s)) = (&choices, &value)
+            && !choices.contains(s)
+        {
+            let d = not_in_choices(r.source, &name.value, s, choices, v.span());
+            r.report(d);
         }
         Some(Spanned::new(value, v.span()))
     });
@@ -233,6 +283,10 @@ pub(crate) fn not_in_choices(
 }
 
 /// A parameter value from TOML (a default or a parameters file), checked against its type.
+#[expect(
+    clippy::result_large_err,
+    reason = "only on the error path, once per bad value"
+)]
 pub(crate) fn param_value_from_toml(
     source: &PlanSource,
     name: &str,
@@ -243,9 +297,15 @@ pub(crate) fn param_value_from_toml(
         PlanDiagnostic::new(
             Code::InvalidParamValue,
             source,
-            format!("parameter `{name}` is {}, so its value must be {expected}", article(ty)),
+            format!(
+                "parameter `{name}` is {}, so its value must be {expected}",
+                article(ty)
+            ),
         )
-        .at(v.span(), format!("{} is not {expected}", type_name(v.get_ref())))
+        .at(
+            v.span(),
+            format!("{} is not {expected}", type_name(v.get_ref())),
+        )
     };
     match (ty, v.get_ref()) {
         (ParamType::String, DeValue::String(s)) => Ok(ParamValue::String(s.to_string())),
@@ -266,7 +326,10 @@ pub(crate) fn param_value_from_toml(
                             source,
                             format!("parameter `{name}` is a list of strings"),
                         )
-                        .at(item.span(), format!("{} is not a string", type_name(item.get_ref()))));
+                        .at(
+                            item.span(),
+                            format!("{} is not a string", type_name(item.get_ref())),
+                        ));
                     }
                 }
             }
@@ -302,7 +365,10 @@ fn read_defaults(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Defaults {
     Defaults {
         timeout: r.duration(t, "timeout"),
         retry: read_retry(r, t),
-        on_failure: t.contains_key("on_failure").then(|| r.choice(t, "on_failure", OnFailure::ALL)).flatten(),
+        on_failure: t
+            .contains_key("on_failure")
+            .then(|| r.choice(t, "on_failure", OnFailure::ALL))
+            .flatten(),
         context: t.get("context").and_then(|v| {
             if matches!(v.get_ref(), DeValue::String(_)) {
                 r.field_value("context", v)
@@ -321,7 +387,12 @@ fn read_retry(r: &mut Reader<'_>, t: &DeTable<'_>) -> Option<RetrySpec> {
     match r.count(rt, "attempts", 1) {
         Some(a) => spec.attempts = a,
         None if !rt.contains_key("attempts") => {
-            r.missing("attempts", "`retry`", span, Some("e.g. retry = { attempts = 3, delay = \"5s\" }".into()));
+            r.missing(
+                "attempts",
+                "`retry`",
+                span,
+                Some("e.g. retry = { attempts = 3, delay = \"5s\" }".into()),
+            );
         }
         None => {}
     }
@@ -332,14 +403,23 @@ fn read_retry(r: &mut Reader<'_>, t: &DeTable<'_>) -> Option<RetrySpec> {
         if b.value >= 1.0 && b.value.is_finite() {
             spec.backoff = b.value;
         } else {
-            r.error(Code::InvalidValue, b.span.clone(), "`backoff` must be at least 1.0", "too small");
+            r.error(
+                Code::InvalidValue,
+                b.span.clone(),
+                "`backoff` must be at least 1.0",
+                "too small",
+            );
         }
     }
     spec.max_delay = r.duration(rt, "max_delay");
     Some(spec)
 }
 
-fn read_array<'a, 'i>(r: &mut Reader<'_>, doc: &'a DeTable<'i>, key: &str) -> Vec<(&'a DeTable<'i>, std::ops::Range<usize>)> {
+fn read_array<'a, 'i>(
+    r: &mut Reader<'_>,
+    doc: &'a DeTable<'i>,
+    key: &str,
+) -> Vec<(&'a DeTable<'i>, std::ops::Range<usize>)> {
     let Some(value) = doc.get(key) else {
         return Vec::new();
     };
@@ -357,10 +437,20 @@ fn read_array<'a, 'i>(r: &mut Reader<'_>, doc: &'a DeTable<'i>, key: &str) -> Ve
     out
 }
 
-fn read_id(r: &mut Reader<'_>, t: &DeTable<'_>, what: &str, span: std::ops::Range<usize>) -> Option<Spanned<String>> {
+fn read_id(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    what: &str,
+    span: std::ops::Range<usize>,
+) -> Option<Spanned<String>> {
     let Some(id) = r.string(t, "id") else {
         if !t.contains_key("id") {
-            r.missing("id", what, span, Some("every step and group needs an `id`, e.g. id = \"drain-node\"".into()));
+            r.missing(
+                "id",
+                what,
+                span,
+                Some("every step and group needs an `id`, e.g. id = \"drain-node\"".into()),
+            );
         }
         return None;
     };
@@ -375,13 +465,23 @@ fn read_id(r: &mut Reader<'_>, t: &DeTable<'_>, what: &str, span: std::ops::Rang
     Some(id)
 }
 
-fn read_group(r: &mut Reader<'_>, t: &DeTable<'_>, span: std::ops::Range<usize>) -> Option<GroupSpec> {
+fn read_group(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    span: std::ops::Range<usize>,
+) -> Option<GroupSpec> {
     for nested in ["group", "step"] {
         if let Some((k, _)) = t.get_key_value(nested) {
             let (message, help) = if nested == "group" {
-                ("a group cannot be nested in a group", "declare the group at the top level with its own `[[group]]`")
+                (
+                    "a group cannot be nested in a group",
+                    "declare the group at the top level with its own `[[group]]`",
+                )
             } else {
-                ("steps are not declared inside a group", "declare the step with `[[step]]` and set `group = \"<id>\"`")
+                (
+                    "steps are not declared inside a group",
+                    "declare the step with `[[step]]` and set `group = \"<id>\"`",
+                )
             };
             let d = PlanDiagnostic::new(Code::NestedGroup, r.source, message)
                 .at(k.span(), "not allowed inside `[[group]]`")
@@ -389,7 +489,11 @@ fn read_group(r: &mut Reader<'_>, t: &DeTable<'_>, span: std::ops::Range<usize>)
             r.report(d);
         }
     }
-    let allowed: Vec<&str> = GROUP_KEYS.iter().copied().chain(["group", "step"]).collect();
+    let allowed: Vec<&str> = GROUP_KEYS
+        .iter()
+        .copied()
+        .chain(["group", "step"])
+        .collect();
     let known: Vec<&str> = GROUP_KEYS.to_vec();
     for (key, _) in t.iter() {
         if !allowed.contains(&key.get_ref().as_ref()) {
@@ -398,7 +502,9 @@ fn read_group(r: &mut Reader<'_>, t: &DeTable<'_>, span: std::ops::Range<usize>)
     }
     let id = read_id(r, t, "`[[group]]`", span.clone());
     let group = GroupSpec {
-        id: id.clone().unwrap_or_else(|| Spanned::new(String::new(), span.clone())),
+        id: id
+            .clone()
+            .unwrap_or_else(|| Spanned::new(String::new(), span.clone())),
         description: r.string(t, "description").map(|s| s.value),
         needs: r.string_list(t, "needs").unwrap_or_default(),
         when: r.string(t, "when"),
@@ -429,21 +535,34 @@ fn read_step(
     let id = read_id(r, t, "`[[step]]`", span.clone());
     let type_name = r.string(t, "type");
     if type_name.is_none() && !t.contains_key("type") {
-        let help = format!("known types: {}", registry.names().collect::<Vec<_>>().join(", "));
+        let help = format!(
+            "known types: {}",
+            registry.names().collect::<Vec<_>>().join(", ")
+        );
         r.missing("type", "`[[step]]`", span.clone(), Some(help));
     }
-    let schema = type_name.as_ref().and_then(|ty| match registry.get(&ty.value) {
-        Some(step) => Some(*step.schema()),
-        None => {
-            let help = did_you_mean(&ty.value, registry.names())
-                .unwrap_or_else(|| format!("known types: {}", registry.names().collect::<Vec<_>>().join(", ")));
-            let d = PlanDiagnostic::new(Code::UnknownStepType, r.source, format!("unknown step type `{}`", ty.value))
+    let schema = type_name
+        .as_ref()
+        .and_then(|ty| match registry.get(&ty.value) {
+            Some(step) => Some(*step.schema()),
+            None => {
+                let help = did_you_mean(&ty.value, registry.names()).unwrap_or_else(|| {
+                    format!(
+                        "known types: {}",
+                        registry.names().collect::<Vec<_>>().join(", ")
+                    )
+                });
+                let d = PlanDiagnostic::new(
+                    Code::UnknownStepType,
+                    r.source,
+                    format!("unknown step type `{}`", ty.value),
+                )
                 .at(ty.span.clone(), "no such step type")
                 .help(help);
-            r.report(d);
-            None
-        }
-    });
+                r.report(d);
+                None
+            }
+        });
 
     // Keys: common ones, then the type's own; unknown keys only when the type is known.
     if let Some(schema) = &schema {
@@ -478,7 +597,10 @@ fn read_step(
         max_parallel: r.count(t, "max_parallel", 1),
         timeout: r.duration(t, "timeout"),
         retry: read_retry(r, t),
-        on_failure: t.contains_key("on_failure").then(|| r.choice(t, "on_failure", OnFailure::ALL)).flatten(),
+        on_failure: t
+            .contains_key("on_failure")
+            .then(|| r.choice(t, "on_failure", OnFailure::ALL))
+            .flatten(),
         idempotent: r.bool(t, "idempotent"),
         check,
         capture,
@@ -529,9 +651,13 @@ fn read_capture(r: &mut Reader<'_>, t: &DeTable<'_>) -> Vec<Capture> {
                 out.push(declared_only(name, key.span()));
             }
             Err(e) => {
-                let d = PlanDiagnostic::new(Code::InvalidCapture, r.source, format!("capture `{name}` is not a valid regex"))
-                    .at(value.span(), "invalid regex")
-                    .help(e.to_string());
+                let d = PlanDiagnostic::new(
+                    Code::InvalidCapture,
+                    r.source,
+                    format!("capture `{name}` is not a valid regex"),
+                )
+                .at(value.span(), "invalid regex")
+                .help(e.to_string());
                 r.report(d);
                 out.push(declared_only(name, key.span()));
             }
@@ -577,21 +703,36 @@ fn read_type_fields(
     for field in schema.fields {
         match t.get(field.name) {
             Some(v) => {
-                if check_field(r, field.name, v, field.kind) {
-                    if let Some(fv) = r.field_value(field.name, v) {
-                        out.insert(field.name.to_string(), fv);
-                    }
+                if check_field(r, field.name, v, field.kind)
+                    && let Some(fv) = r.field_value(field.name, v)
+                {
+                    out.insert(field.name.to_string(), fv);
                 }
             }
             None if field.required => {
-                r.missing(field.name, &format!("a `{}` step", schema.name), span.clone(), Some(field.doc.to_string()));
+                r.missing(
+                    field.name,
+                    &format!("a `{}` step", schema.name),
+                    span.clone(),
+                    Some(field.doc.to_string()),
+                );
             }
             None => {}
         }
     }
     if !schema.exactly_one_of.is_empty() {
-        let present: Vec<&str> = schema.exactly_one_of.iter().copied().filter(|k| t.contains_key(*k)).collect();
-        let list = schema.exactly_one_of.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        let present: Vec<&str> = schema
+            .exactly_one_of
+            .iter()
+            .copied()
+            .filter(|k| t.contains_key(*k))
+            .collect();
+        let list = schema
+            .exactly_one_of
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         if present.is_empty() {
             let d = PlanDiagnostic::new(
                 Code::MissingKey,
@@ -602,11 +743,17 @@ fn read_type_fields(
             .help(format!("set exactly one of {list}"));
             r.report(d);
         } else if present.len() > 1 {
-            let (k, _) = t.get_key_value(present[1]).map(|(k, v)| (k.span(), v)).unwrap_or((span.clone(), &t[present[0]]));
+            let (k, _) = t
+                .get_key_value(present[1])
+                .map(|(k, v)| (k.span(), v))
+                .unwrap_or((span.clone(), &t[present[0]]));
             let d = PlanDiagnostic::new(
                 Code::ConflictingKeys,
                 r.source,
-                format!("`{}` and `{}` cannot both be set on a `{}` step", present[0], present[1], schema.name),
+                format!(
+                    "`{}` and `{}` cannot both be set on a `{}` step",
+                    present[0], present[1], schema.name
+                ),
             )
             .at(k, "conflicts with an earlier key")
             .help(format!("set exactly one of {list}"));
@@ -621,18 +768,30 @@ fn check_field(r: &mut Reader<'_>, key: &str, v: &Value<'_>, kind: FieldKind) ->
     let value = v.get_ref();
     let is_template = |s: &str| s.contains("{{") || s.contains("{%");
     match kind {
-        FieldKind::Text | FieldKind::Shell => expect(r, key, v, matches!(value, DeValue::String(_)), kind),
-        FieldKind::Bool => expect(r, key, v, matches!(value, DeValue::Boolean(_)), kind),
+        FieldKind::Text | FieldKind::Shell => {
+            expect(r, key, v, matches!(value, DeValue::String(_)), kind)
+        }
+        FieldKind::Bool => expect(
+            r,
+            key,
+            v,
+            matches!(value, DeValue::Boolean(_))
+                || matches!(value, DeValue::String(s) if is_template(s)),
+            kind,
+        ),
         FieldKind::Integer => expect(
             r,
             key,
             v,
-            matches!(value, DeValue::Integer(_)) || matches!(value, DeValue::String(s) if is_template(s)),
+            matches!(value, DeValue::Integer(_))
+                || matches!(value, DeValue::String(s) if is_template(s)),
             kind,
         ),
         FieldKind::Duration => match value {
             DeValue::String(s) if is_template(s) => true,
-            DeValue::String(s) => r.parse_duration_at(&Spanned::new(s.to_string(), v.span())).is_some(),
+            DeValue::String(s) => r
+                .parse_duration_at(&Spanned::new(s.to_string(), v.span()))
+                .is_some(),
             _ => expect(r, key, v, false, kind),
         },
         FieldKind::TextList | FieldKind::IntegerList => {
@@ -648,7 +807,15 @@ fn check_field(r: &mut Reader<'_>, key: &str, v: &Value<'_>, kind: FieldKind) ->
                     matches!(item.get_ref(), DeValue::String(_))
                 };
                 if !fits {
-                    r.wrong_type(key, item, if want_int { "an integer (in this list)" } else { "a string (in this list)" });
+                    r.wrong_type(
+                        key,
+                        item,
+                        if want_int {
+                            "an integer (in this list)"
+                        } else {
+                            "a string (in this list)"
+                        },
+                    );
                     ok = false;
                 }
             }
@@ -681,9 +848,13 @@ fn check_field(r: &mut Reader<'_>, key: &str, v: &Value<'_>, kind: FieldKind) ->
             }
             let help = did_you_mean(s, choices.iter().copied())
                 .unwrap_or_else(|| format!("`{key}` is one of: {}", choices.join(", ")));
-            let d = PlanDiagnostic::new(Code::InvalidValue, r.source, format!("`{s}` is not a valid `{key}`"))
-                .at(v.span(), format!("expected one of: {}", choices.join(", ")))
-                .help(help);
+            let d = PlanDiagnostic::new(
+                Code::InvalidValue,
+                r.source,
+                format!("`{s}` is not a valid `{key}`"),
+            )
+            .at(v.span(), format!("expected one of: {}", choices.join(", ")))
+            .help(help);
             r.report(d);
             false
         }
@@ -706,7 +877,13 @@ fn check_field(r: &mut Reader<'_>, key: &str, v: &Value<'_>, kind: FieldKind) ->
     }
 }
 
-fn check_table(r: &mut Reader<'_>, key: &str, t: &DeTable<'_>, span: std::ops::Range<usize>, fields: &[FieldSpec]) -> bool {
+fn check_table(
+    r: &mut Reader<'_>,
+    key: &str,
+    t: &DeTable<'_>,
+    span: std::ops::Range<usize>,
+    fields: &[FieldSpec],
+) -> bool {
     let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
     let before = r.diags.len();
     r.unknown_keys(t, &names, &format!("an entry of `{key}`"));
@@ -715,7 +892,12 @@ fn check_table(r: &mut Reader<'_>, key: &str, t: &DeTable<'_>, span: std::ops::R
             Some(v) => {
                 check_field(r, f.name, v, f.kind);
             }
-            None if f.required => r.missing(f.name, &format!("this entry of `{key}`"), span.clone(), Some(f.doc.to_string())),
+            None if f.required => r.missing(
+                f.name,
+                &format!("this entry of `{key}`"),
+                span.clone(),
+                Some(f.doc.to_string()),
+            ),
             None => {}
         }
     }

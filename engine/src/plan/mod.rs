@@ -5,9 +5,12 @@ mod load;
 mod model;
 mod toml_reader;
 
-pub use load::{is_step_id, load_plan, COMMON_STEP_KEYS};
-pub(crate) use load::{not_in_choices, param_value_from_toml, DEFAULTS_KEYS, GROUP_KEYS, PARAM_KEYS, PLAN_KEYS, RETRY_KEYS, TOP_KEYS};
+pub use load::{COMMON_STEP_KEYS, is_step_id, load_plan};
+pub(crate) use load::{
+    DEFAULTS_KEYS, GROUP_KEYS, PARAM_KEYS, PLAN_KEYS, RETRY_KEYS, TOP_KEYS, not_in_choices,
+    param_value_from_toml,
+};
 pub use model::{
-    Capture, Defaults, FieldValue, FieldValueKind, GroupSpec, OnFailure, ParamSpec, ParamType, ParamValue, Plan,
-    RetrySpec, StepSpec,
+    Capture, Defaults, FieldValue, FieldValueKind, GroupSpec, OnFailure, ParamSpec, ParamType,
+    ParamValue, Plan, RetrySpec, StepSpec,
 };

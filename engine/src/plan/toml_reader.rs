@@ -10,7 +10,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::{did_you_mean, Code, Diagnostics, PlanDiagnostic};
+use crate::diagnostic::{Code, Diagnostics, PlanDiagnostic, did_you_mean};
 use crate::duration::parse_duration;
 use crate::plan::model::{FieldValue, FieldValueKind};
 use crate::source::{PlanSource, Spanned};
@@ -48,7 +48,13 @@ impl<'s> Reader<'s> {
         self.diags.push(d);
     }
 
-    pub(crate) fn error(&mut self, code: Code, span: Range<usize>, message: impl Into<String>, label: impl Into<String>) {
+    pub(crate) fn error(
+        &mut self,
+        code: Code,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) {
         let d = PlanDiagnostic::new(code, self.source, message).at(span, label);
         self.diags.push(d);
     }
@@ -58,9 +64,8 @@ impl<'s> Reader<'s> {
         for (key, _) in table.iter() {
             let name: &str = key.get_ref();
             if !allowed.contains(&name) {
-                let help = did_you_mean(name, allowed.iter().copied()).unwrap_or_else(|| {
-                    format!("known keys in {what}: {}", allowed.join(", "))
-                });
+                let help = did_you_mean(name, allowed.iter().copied())
+                    .unwrap_or_else(|| format!("known keys in {what}: {}", allowed.join(", ")));
                 let d = PlanDiagnostic::new(
                     Code::UnknownKey,
                     self.source,
@@ -77,15 +82,28 @@ impl<'s> Reader<'s> {
         self.error(
             Code::WrongType,
             value.span(),
-            format!("`{key}` must be {expected}, not {}", type_name(value.get_ref())),
+            format!(
+                "`{key}` must be {expected}, not {}",
+                type_name(value.get_ref())
+            ),
             format!("expected {expected}"),
         );
     }
 
-    pub(crate) fn missing(&mut self, key: &str, what: &str, at: Range<usize>, help: Option<String>) {
-        let d = PlanDiagnostic::new(Code::MissingKey, self.source, format!("{what} has no `{key}`"))
-            .at(at, format!("`{key}` is required here"))
-            .maybe_help(help);
+    pub(crate) fn missing(
+        &mut self,
+        key: &str,
+        what: &str,
+        at: Range<usize>,
+        help: Option<String>,
+    ) {
+        let d = PlanDiagnostic::new(
+            Code::MissingKey,
+            self.source,
+            format!("{what} has no `{key}`"),
+        )
+        .at(at, format!("`{key}` is required here"))
+        .maybe_help(help);
         self.report(d);
     }
 
@@ -172,7 +190,11 @@ impl<'s> Reader<'s> {
         }
     }
 
-    pub(crate) fn string_list(&mut self, table: &DeTable<'_>, key: &str) -> Option<Vec<Spanned<String>>> {
+    pub(crate) fn string_list(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+    ) -> Option<Vec<Spanned<String>>> {
         let value = table.get(key)?;
         let DeValue::Array(items) = value.get_ref() else {
             self.wrong_type(key, value, "a list of strings");
@@ -188,7 +210,11 @@ impl<'s> Reader<'s> {
         Some(out)
     }
 
-    pub(crate) fn table<'a, 'i>(&mut self, table: &'a DeTable<'i>, key: &str) -> Option<(&'a DeTable<'i>, Range<usize>)> {
+    pub(crate) fn table<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        key: &str,
+    ) -> Option<(&'a DeTable<'i>, Range<usize>)> {
         let value = table.get(key)?;
         match value.get_ref() {
             DeValue::Table(t) => Some((t, value.span())),
@@ -200,7 +226,12 @@ impl<'s> Reader<'s> {
     }
 
     /// One of `choices` (given as `(name, value)` pairs).
-    pub(crate) fn choice<T: Copy>(&mut self, table: &DeTable<'_>, key: &str, choices: &[(&str, T)]) -> Option<T> {
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
         let text = self.string(table, key)?;
         if let Some((_, v)) = choices.iter().find(|(n, _)| *n == text.value) {
             return Some(*v);
@@ -213,7 +244,10 @@ impl<'s> Reader<'s> {
             self.source,
             format!("`{}` is not a valid `{key}`", text.value),
         )
-        .at(text.span.clone(), format!("expected one of: {}", names.join(", ")))
+        .at(
+            text.span.clone(),
+            format!("expected one of: {}", names.join(", ")),
+        )
         .help(help);
         self.report(d);
         None
@@ -225,11 +259,20 @@ impl<'s> Reader<'s> {
         let kind = match value.get_ref() {
             DeValue::String(s) => FieldValueKind::Text(s.to_string()),
             DeValue::Boolean(b) => FieldValueKind::Bool(*b),
-            DeValue::Integer(_) => FieldValueKind::Integer(integer_of(value.get_ref()).or_else(|| {
-                self.error(Code::InvalidValue, span.clone(), format!("`{key}` is out of range"), "too large");
-                None
-            })?),
-            DeValue::Float(f) => FieldValueKind::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN)),
+            DeValue::Integer(_) => {
+                FieldValueKind::Integer(integer_of(value.get_ref()).or_else(|| {
+                    self.error(
+                        Code::InvalidValue,
+                        span.clone(),
+                        format!("`{key}` is out of range"),
+                        "too large",
+                    );
+                    None
+                })?)
+            }
+            DeValue::Float(f) => {
+                FieldValueKind::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN))
+            }
             DeValue::Datetime(_) => {
                 self.wrong_type(key, value, "a string, number, boolean, list or table");
                 return None;

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::step::schema::StepSchema;
 use crate::step::StepType;
+use crate::step::schema::StepSchema;
 
 /// Maps `type` names to step types. The CLI fills it with the built-in types; a library
 /// user may add their own with [`StepRegistry::register`].

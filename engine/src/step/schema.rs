@@ -10,7 +10,7 @@ pub enum FieldKind {
     Text,
     /// A shell command (a template whose interpolated values are shell-quoted).
     Shell,
-    /// `true` or `false`.
+    /// `true` or `false`, or a template string that renders to one.
     Bool,
     /// An integer, or a template string that renders to one.
     Integer,

@@ -94,14 +94,18 @@ impl Templates {
             }
         });
         env.set_formatter(|out, state, value| {
-            if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "sh") && !value.is_safe() {
+            if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == "sh")
+                && !value.is_safe()
+            {
                 out.write_str(&shell_words(value)?)
                     .map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write output"))
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
         });
-        env.add_filter("raw", |value: Value| Value::from_safe_string(plain_words(&value)));
+        env.add_filter("raw", |value: Value| {
+            Value::from_safe_string(plain_words(&value))
+        });
         Self { env }
     }
 
@@ -109,11 +113,18 @@ impl Templates {
     ///
     /// # Errors
     /// [`TemplateError`] on a syntax error or an undefined name.
-    pub fn render(&self, text: &str, quoting: Quoting, ctx: &Value) -> Result<String, TemplateError> {
+    pub fn render(
+        &self,
+        text: &str,
+        quoting: Quoting,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
         if !is_template(text) {
             return Ok(text.to_string());
         }
-        Ok(self.env.render_named_str(quoting.template_name(), text, ctx.clone())?)
+        Ok(self
+            .env
+            .render_named_str(quoting.template_name(), text, ctx.clone())?)
     }
 
     /// Evaluates a bare expression (`when`, `for_each`).
@@ -129,11 +140,17 @@ impl Templates {
     ///
     /// # Errors
     /// [`TemplateError`] when the template does not parse.
-    pub fn template_names(&self, text: &str, quoting: Quoting) -> Result<BTreeSet<String>, TemplateError> {
+    pub fn template_names(
+        &self,
+        text: &str,
+        quoting: Quoting,
+    ) -> Result<BTreeSet<String>, TemplateError> {
         if !is_template(text) {
             return Ok(BTreeSet::new());
         }
-        let tmpl = self.env.template_from_named_str(quoting.template_name(), text)?;
+        let tmpl = self
+            .env
+            .template_from_named_str(quoting.template_name(), text)?;
         Ok(self.without_globals(tmpl.undeclared_variables(true)))
     }
 
@@ -163,23 +180,29 @@ pub fn is_template(text: &str) -> bool {
 // A list becomes several words, each quoted; anything else one quoted word.
 fn shell_words(value: &Value) -> Result<String, Error> {
     let quote = |s: &str| {
-        shlex::try_quote(s)
-            .map(|q| q.into_owned())
-            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "a value with a NUL byte cannot go into a shell command"))
+        shlex::try_quote(s).map(|q| q.into_owned()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "a value with a NUL byte cannot go into a shell command",
+            )
+        })
     };
-    if let Ok(items) = value.try_iter() {
-        if value.as_str().is_none() && value.kind() == minijinja::value::ValueKind::Seq {
-            return items.map(|v| quote(&v.to_string())).collect::<Result<Vec<_>, _>>().map(|w| w.join(" "));
-        }
+    if value.kind() == minijinja::value::ValueKind::Seq
+        && let Ok(items) = value.try_iter()
+    {
+        return items
+            .map(|v| quote(&v.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|w| w.join(" "));
     }
     quote(&value.to_string())
 }
 
 fn plain_words(value: &Value) -> String {
-    if value.kind() == minijinja::value::ValueKind::Seq {
-        if let Ok(items) = value.try_iter() {
-            return items.map(|v| v.to_string()).collect::<Vec<_>>().join(" ");
-        }
+    if value.kind() == minijinja::value::ValueKind::Seq
+        && let Ok(items) = value.try_iter()
+    {
+        return items.map(|v| v.to_string()).collect::<Vec<_>>().join(" ");
     }
     value.to_string()
 }
@@ -193,9 +216,17 @@ mod tests {
     fn shell_values_stay_one_argument() {
         let t = Templates::new();
         let ctx = context! { params => context! { node => "x; rm -rf /", name => "n1" } };
-        let out = t.render("drain {{ params.node }} {{ params.name }}", Quoting::Shell, &ctx).unwrap();
+        let out = t
+            .render(
+                "drain {{ params.node }} {{ params.name }}",
+                Quoting::Shell,
+                &ctx,
+            )
+            .unwrap();
         assert_eq!(out, "drain 'x; rm -rf /' n1");
-        let raw = t.render("echo {{ params.node | raw }}", Quoting::Shell, &ctx).unwrap();
+        let raw = t
+            .render("echo {{ params.node | raw }}", Quoting::Shell, &ctx)
+            .unwrap();
         assert_eq!(raw, "echo x; rm -rf /");
         let plain = t.render("{{ params.node }}", Quoting::Plain, &ctx).unwrap();
         assert_eq!(plain, "x; rm -rf /");
@@ -205,13 +236,23 @@ mod tests {
     fn lists_become_quoted_words() {
         let t = Templates::new();
         let ctx = context! { params => context! { hosts => vec!["a b", "c"] } };
-        assert_eq!(t.render("ping {{ params.hosts }}", Quoting::Shell, &ctx).unwrap(), "ping 'a b' c");
+        assert_eq!(
+            t.render("ping {{ params.hosts }}", Quoting::Shell, &ctx)
+                .unwrap(),
+            "ping 'a b' c"
+        );
     }
 
     #[test]
     fn undefined_names_are_errors() {
         let t = Templates::new();
-        let err = t.render("{{ params.nope }}", Quoting::Plain, &context! { params => context! {} }).unwrap_err();
+        let err = t
+            .render(
+                "{{ params.nope }}",
+                Quoting::Plain,
+                &context! { params => context! {} },
+            )
+            .unwrap_err();
         assert!(err.undefined, "{err}");
     }
 
@@ -223,7 +264,12 @@ mod tests {
             .unwrap();
         let names: Vec<_> = names.into_iter().collect();
         assert_eq!(names, ["item", "params.a", "params.l", "steps.s.outputs.x"]);
-        let e = t.expression_names("params.ganeti and not run.failed").unwrap();
-        assert_eq!(e.into_iter().collect::<Vec<_>>(), ["params.ganeti", "run.failed"]);
+        let e = t
+            .expression_names("params.ganeti and not run.failed")
+            .unwrap();
+        assert_eq!(
+            e.into_iter().collect::<Vec<_>>(),
+            ["params.ganeti", "run.failed"]
+        );
     }
 }

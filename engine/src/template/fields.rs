@@ -36,11 +36,19 @@ pub fn render_fields(
     let mut out = serde_json::Map::new();
     for (name, value) in &step.fields {
         let kind = schema.field(name).map_or(FieldKind::Any, |f| f.kind);
-        out.insert(name.clone(), render_value(templates, name, value, kind, ctx)?);
+        out.insert(
+            name.clone(),
+            render_value(templates, name, value, kind, ctx)?,
+        );
     }
-    if let (Some(ctx_default), Some(field)) = (defaults_context, schema.field("context")) {
-        if !out.contains_key("context") {
-            out.insert("context".into(), render_value(templates, "context", ctx_default, field.kind, ctx)?);
+    if let (Some(ctx_default), Some(field)) = (defaults_context, schema.field("context"))
+        && !out.contains_key("context")
+    {
+        {
+            out.insert(
+                "context".into(),
+                render_value(templates, "context", ctx_default, field.kind, ctx)?,
+            );
         }
     }
     Ok(out)
@@ -64,20 +72,30 @@ pub fn render_value(
     };
     Ok(match &value.kind {
         FieldValueKind::Text(t) => {
-            let quoting = if matches!(kind, FieldKind::Shell) { Quoting::Shell } else { Quoting::Plain };
-            let text = templates.render(t, quoting, ctx).map_err(err)?;
-            if matches!(kind, FieldKind::Integer) {
-                match text.trim().parse::<i64>() {
-                    Ok(i) => i.into(),
-                    Err(_) => text.into(),
-                }
+            let quoting = if matches!(kind, FieldKind::Shell) {
+                Quoting::Shell
             } else {
-                text.into()
+                Quoting::Plain
+            };
+            let text = templates.render(t, quoting, ctx).map_err(err)?;
+            match kind {
+                FieldKind::Integer => text
+                    .trim()
+                    .parse::<i64>()
+                    .map_or_else(|_| text.into(), Into::into),
+                FieldKind::Bool => match text.trim().to_ascii_lowercase().as_str() {
+                    "true" => true.into(),
+                    "false" => false.into(),
+                    _ => text.into(),
+                },
+                _ => text.into(),
             }
         }
         FieldValueKind::Bool(b) => (*b).into(),
         FieldValueKind::Integer(i) => (*i).into(),
-        FieldValueKind::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+        FieldValueKind::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+        }
         FieldValueKind::List(items) => {
             let inner = match kind {
                 FieldKind::TextList | FieldKind::TextOrList => FieldKind::Text,
@@ -94,7 +112,10 @@ pub fn render_value(
             let mut out = serde_json::Map::new();
             for (k, v) in t {
                 let inner = match kind {
-                    FieldKind::TableList(fields) => fields.iter().find(|f| f.name == k).map_or(FieldKind::Any, |f| f.kind),
+                    FieldKind::TableList(fields) => fields
+                        .iter()
+                        .find(|f| f.name == k)
+                        .map_or(FieldKind::Any, |f| f.kind),
                     _ => FieldKind::Any,
                 };
                 out.insert(k.clone(), render_value(templates, name, v, inner, ctx)?);
@@ -105,7 +126,11 @@ pub fn render_value(
 }
 
 /// What `steps.ID` shows in a preview: placeholders for values only a run can know.
-pub fn placeholder_steps(plan: &Plan, registry: &crate::step::StepRegistry, group: Option<&str>) -> Value {
+pub fn placeholder_steps(
+    plan: &Plan,
+    registry: &crate::step::StepRegistry,
+    group: Option<&str>,
+) -> Value {
     let mut steps = BTreeMap::new();
     let mut add = |s: &StepSpec| {
         let id = &s.id.value;
@@ -118,7 +143,10 @@ pub fn placeholder_steps(plan: &Plan, registry: &crate::step::StepRegistry, grou
             .collect();
         let entry: BTreeMap<&str, Value> = [
             ("outputs", Value::from(outputs)),
-            ("stdout", Value::from_safe_string(format!("<steps.{id}.stdout>"))),
+            (
+                "stdout",
+                Value::from_safe_string(format!("<steps.{id}.stdout>")),
+            ),
         ]
         .into_iter()
         .collect();

@@ -3,5 +3,5 @@
 mod engine;
 mod fields;
 
-pub use engine::{is_template, Quoting, TemplateError, Templates};
-pub use fields::{placeholder_steps, render_fields, render_value, FieldError};
+pub use engine::{Quoting, TemplateError, Templates, is_template};
+pub use fields::{FieldError, placeholder_steps, render_fields, render_value};

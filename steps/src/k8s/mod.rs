@@ -6,16 +6,25 @@ use serde_json::{Map, Value};
 mod kinds;
 
 pub use kinds::{
-    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubePatch, KubeRestart, KubeScale,
-    KubeUncordon, KubeWait, Kubectl,
+    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubePatch, KubeRestart,
+    KubeScale, KubeUncordon, KubeWait, Kubectl,
 };
 
-pub(crate) const CONTEXT: FieldSpec =
-    FieldSpec::optional("context", FieldKind::Text, "The kubeconfig context (default: [defaults] context, else the current one).");
-pub(crate) const NAMESPACE: FieldSpec =
-    FieldSpec::optional("namespace", FieldKind::Text, "The namespace (default: the context's, else \"default\").");
-pub(crate) const SELECTOR: FieldSpec =
-    FieldSpec::optional("selector", FieldKind::Text, "A label selector, e.g. \"app=rok-csi-node\".");
+pub(crate) const CONTEXT: FieldSpec = FieldSpec::optional(
+    "context",
+    FieldKind::Text,
+    "The kubeconfig context (default: [defaults] context, else the current one; \"\" also means the current one).",
+);
+pub(crate) const NAMESPACE: FieldSpec = FieldSpec::optional(
+    "namespace",
+    FieldKind::Text,
+    "The namespace (default: the context's, else \"default\").",
+);
+pub(crate) const SELECTOR: FieldSpec = FieldSpec::optional(
+    "selector",
+    FieldKind::Text,
+    "A label selector, e.g. \"app=rok-csi-node\".",
+);
 
 /// `-n NS` and `--context C` as a user would read them.
 pub(crate) fn scope(f: &Map<String, Value>) -> String {
