@@ -7,3 +7,4 @@ mod plan;
 mod schema;
 mod shipped;
 mod support;
+mod valid;
