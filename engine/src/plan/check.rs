@@ -188,7 +188,13 @@ impl Checker<'_> {
     ) -> Vec<(usize, Range<usize>)> {
         let mut out = Vec::new();
         for need in needs {
-            if own_group == Some(need.value.as_str()) && from_group.is_some() {
+            // A sibling's local id wins over the group's own id ("need each other by local ids").
+            let is_sibling = from_group.is_some()
+                && self
+                    .plan
+                    .steps_in(from_group)
+                    .any(|(_, s)| s.id.value == need.value);
+            if own_group == Some(need.value.as_str()) && from_group.is_some() && !is_sibling {
                 self.error(
                     Code::Cycle,
                     need.span.clone(),
