@@ -68,8 +68,9 @@ fn valid_plans_conform_to_the_schema() {
 
 #[test]
 fn steps_of_a_group_need_each_other_by_local_id_even_when_one_is_named_like_the_group() {
-    // plan-format.md: "Steps of a group `need` each other by their local ids". The product
-    // takes `needs = ["upgrade"]` for the group itself ("cannot need its own group").
+    // plan-format.md: "Steps of a group `need` each other by their local ids": here
+    // `needs = ["upgrade"]` is the sibling step, not the group itself (no "cannot need its own
+    // group").
     let plan = r#"[plan]
 name = "local-ids"
 
