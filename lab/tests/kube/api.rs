@@ -397,3 +397,105 @@ async fn dynamic_objects_work_through_discovery() {
     let got = api.get("dyn").await.expect("get");
     assert_eq!(got.data["data"]["k"], "v");
 }
+
+#[tokio::test]
+async fn watcher_recovers_from_dropped_and_expired_watches() {
+    let (cluster, client) = start(1).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut stream = watcher(cms.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    for (i, fault) in ["drop", "compact"].iter().enumerate() {
+        let name = format!("after-{fault}");
+        match *fault {
+            "drop" => cluster.drop_watches(),
+            _ => {
+                cluster.compact();
+                cluster.drop_watches();
+            }
+        }
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm");
+        cms.create(&PostParams::default(), &cm)
+            .await
+            .expect("created");
+        within(async {
+            loop {
+                let o = stream
+                    .try_next()
+                    .await
+                    .expect("watcher recovers")
+                    .expect("object");
+                if o.metadata.name.as_deref() == Some(name.as_str()) {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(i < 2);
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_and_media_types_get_real_statuses() {
+    let (cluster, _client) = start(1).await;
+    let url = cluster.url();
+    let http = |method: &'static str, path: &'static str, ct: &'static str, body: &'static str| {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-X",
+                    method,
+                    "-H",
+                    &format!("Content-Type: {ct}"),
+                    "--data",
+                    body,
+                    &format!("{url}{path}"),
+                ])
+                .output()
+                .await
+                .expect("curl");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a Status body")
+        }
+    };
+    let s = http(
+        "POST",
+        "/api/v1/namespaces/default/pods/p/log",
+        "application/json",
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        (s["code"].clone(), s["reason"].clone()),
+        (json!(405), json!("MethodNotAllowed"))
+    );
+    let s = http("PATCH", "/api/v1/namespaces", "application/json", "{}").await;
+    assert_eq!(s["code"], 405);
+    let s = http("PATCH", "/api/v1/namespaces/default", "text/plain", "{}").await;
+    assert_eq!(
+        (s["code"].clone(), s["reason"].clone()),
+        (json!(415), json!("UnsupportedMediaType"))
+    );
+    let s = http(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/vnd.kubernetes.protobuf",
+        "k8s",
+    )
+    .await;
+    assert_eq!(s["code"], 415);
+    let s = http(
+        "GET",
+        "/apis/nope.example.com/v1/things",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (s["code"].clone(), s["reason"].clone()),
+        (json!(404), json!("NotFound"))
+    );
+}

@@ -1,5 +1,6 @@
 //! Controllers: DaemonSets on cordoned nodes, Jobs, the Rok operator, faults.
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -288,4 +289,233 @@ async fn rok_upgrade_follows_the_guide() {
         .items;
     assert_eq!(upgrade_jobs.len(), 1);
     assert!(upgrade_jobs[0].status.as_ref().and_then(|s| s.succeeded) == Some(1));
+}
+
+async fn poll_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) {
+    within(async {
+        while !f().await {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statefulset_rolls_from_the_highest_ordinal() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (cluster, client) = start(2).await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let s: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "db"}, "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "m", "image": "db:1"}]}}}})).expect("sts");
+    sts.create(&PostParams::default(), &s)
+        .await
+        .expect("created");
+    let done = |image: &'static str| {
+        let sts = sts.clone();
+        let cluster = &cluster;
+        move || {
+            let sts = sts.clone();
+            async move {
+                let s = sts.get("db").await.expect("sts");
+                let st = s.status.unwrap_or_default();
+                let images: Vec<String> = cluster
+                    .list("", "pods", Some("default"))
+                    .iter()
+                    .filter_map(|p| {
+                        p["spec"]["containers"][0]["image"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .collect();
+                st.ready_replicas == Some(3)
+                    && st.updated_replicas == Some(3)
+                    && st.current_revision == st.update_revision
+                    && images.len() == 3
+                    && images.iter().all(|i| i == image)
+            }
+        }
+    };
+    poll_until(done("db:1")).await;
+    let uid_of = |n: &str| {
+        cluster
+            .get("", "pods", "default", n)
+            .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+    };
+    let before: Vec<_> = ["db-0", "db-1", "db-2"].iter().map(|n| uid_of(n)).collect();
+    let rv = sts
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    sts.patch("db", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "db:2"}]}}}}))).await.expect("patched");
+    // The highest ordinal goes first, one pod at a time.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut deleted = Vec::new();
+    within(async {
+        let mut events = pods
+            .watch(
+                &kube::api::WatchParams::default()
+                    .labels("app=db")
+                    .timeout(20),
+                &rv,
+            )
+            .await
+            .expect("watch")
+            .boxed();
+        while deleted.len() < 3 {
+            if let Some(kube::api::WatchEvent::Deleted(p)) = events.try_next().await.expect("event")
+            {
+                deleted.push(p.metadata.name.unwrap_or_default());
+            }
+        }
+    })
+    .await;
+    assert_eq!(deleted, ["db-2", "db-1", "db-0"]);
+    poll_until(done("db:2")).await;
+    let after: Vec<_> = ["db-0", "db-1", "db-2"].iter().map(|n| uid_of(n)).collect();
+    assert!(
+        before.iter().zip(&after).all(|(a, b)| a != b),
+        "every pod replaced"
+    );
+}
+
+#[tokio::test]
+async fn replication_controller_scale_bounce() {
+    use k8s_openapi::api::core::v1::ReplicationController;
+    let (_cluster, client) = start(2).await;
+    let rcs: Api<ReplicationController> = Api::namespaced(client.clone(), "default");
+    let rc: ReplicationController = serde_json::from_value(json!({"metadata": {"name": "legacy"}, "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "legacy"}}, "spec": {"containers": [{"name": "m", "image": "x"}]}}}})).expect("rc");
+    rcs.create(&PostParams::default(), &rc)
+        .await
+        .expect("created");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let count = |n: usize| {
+        let (rcs, pods) = (rcs.clone(), pods.clone());
+        move || {
+            let (rcs, pods) = (rcs.clone(), pods.clone());
+            async move {
+                let ready = rcs
+                    .get("legacy")
+                    .await
+                    .expect("rc")
+                    .status
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0) as usize;
+                let listed = pods
+                    .list(&ListParams::default().labels("app=legacy"))
+                    .await
+                    .expect("pods")
+                    .items;
+                ready == n
+                    && listed.len() == n
+                    && listed
+                        .iter()
+                        .all(|p| p.metadata.generate_name.as_deref() == Some("legacy-"))
+            }
+        }
+    };
+    poll_until(count(2)).await;
+    assert_eq!(
+        rcs.get_scale("legacy")
+            .await
+            .expect("scale")
+            .status
+            .and_then(|s| s.selector)
+            .as_deref(),
+        Some("app=legacy")
+    );
+    rcs.patch_scale(
+        "legacy",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 0}})),
+    )
+    .await
+    .expect("to zero");
+    poll_until(count(0)).await;
+    rcs.patch_scale(
+        "legacy",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .expect("back up");
+    poll_until(count(2)).await;
+}
+
+#[tokio::test]
+async fn pods_can_be_slow_never_ready_and_terminate_gracefully() {
+    use rok_plan_lab::kube::Delays;
+    let (cluster, client) = start(1).await;
+    cluster.set_delays(Delays {
+        pod_start: std::time::Duration::from_millis(200),
+        pod_stop: std::time::Duration::from_millis(200),
+        ..Delays::default()
+    });
+    cluster.set_behaviour("stuck", PodBehaviour::NeverReady);
+    cluster.set_behaviour(
+        "slow",
+        PodBehaviour::SlowReady(std::time::Duration::from_millis(200)),
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["stuck", "slow", "fine"] {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "m", "image": "x"}]}})).expect("pod");
+        let created = pods
+            .create(&PostParams::default(), &p)
+            .await
+            .expect("created");
+        assert_eq!(
+            created.status.and_then(|s| s.phase).as_deref(),
+            Some("Pending")
+        );
+    }
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    within(await_condition(pods.clone(), "fine", |p: Option<&Pod>| {
+        p.is_some_and(ready)
+    }))
+    .await
+    .expect("fine gets ready");
+    within(await_condition(pods.clone(), "slow", |p: Option<&Pod>| {
+        p.is_some_and(ready)
+    }))
+    .await
+    .expect("slow gets ready");
+    within(await_condition(
+        pods.clone(),
+        "stuck",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("stuck runs");
+    assert!(
+        !ready(&pods.get("stuck").await.expect("pod")),
+        "never ready"
+    );
+
+    let uid = pods
+        .get("fine")
+        .await
+        .expect("pod")
+        .metadata
+        .uid
+        .expect("uid");
+    let pending = pods
+        .delete("fine", &Default::default())
+        .await
+        .expect("delete");
+    let terminating = pending.left().expect("graceful deletion returns the pod");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    within(await_condition(
+        pods.clone(),
+        "fine",
+        conditions::is_deleted(&uid),
+    ))
+    .await
+    .expect("gone after its grace");
 }

@@ -397,3 +397,36 @@ async fn cordon_keeps_new_pods_off_the_node() {
     .await
     .expect("runs after uncordon");
 }
+
+#[tokio::test]
+async fn crd_scale_subresource_follows_its_paths() {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let (cluster, client) = start(1).await;
+    cluster.install_rok("v1", 1).expect("rok");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("rok.arrikto.com", "v1alpha1", "RokCluster"),
+        "rokclusters",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "rok", &ar);
+    api.patch_scale(
+        "rok",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .expect("scaled");
+    assert_eq!(api.get("rok").await.expect("rc").data["spec"]["members"], 2);
+    within(async {
+        while api
+            .get_scale("rok")
+            .await
+            .expect("scale")
+            .status
+            .map(|s| s.replicas)
+            != Some(2)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
