@@ -22,7 +22,6 @@ pub(crate) fn check_plan(plan: &Plan, registry: &StepRegistry) -> Diagnostics {
     c.check_step_groups();
     let deps = c.resolve_all_needs();
     c.check_finally(&deps);
-    c.check_max_parallel();
     let acyclic = c.check_cycles(&deps);
     // With a cycle, what each step reaches is still known: `not_a_need` is checked anyway.
     let reach = Some(if acyclic {
@@ -282,35 +281,6 @@ impl Checker<'_> {
                     );
                 }
             }
-        }
-    }
-
-    fn check_max_parallel(&mut self) {
-        let mut problems = Vec::new();
-        for g in &self.plan.groups {
-            if g.max_parallel.is_some() && g.for_each.is_none() {
-                problems.push((
-                    g.span.clone(),
-                    format!(
-                        "group `{}` sets `max_parallel` without `for_each`",
-                        g.id.value
-                    ),
-                ));
-            }
-        }
-        for s in &self.plan.steps {
-            if s.max_parallel.is_some() && s.for_each.is_none() {
-                problems.push((
-                    s.span.clone(),
-                    format!(
-                        "step `{}` sets `max_parallel` without `for_each`",
-                        s.id.value
-                    ),
-                ));
-            }
-        }
-        for (span, message) in problems {
-            self.error(Code::InvalidValue, span, message, "here", Some("`max_parallel` limits the elements of a `for_each`; remove it or add `for_each`".into()));
         }
     }
 

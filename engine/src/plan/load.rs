@@ -437,6 +437,33 @@ fn read_array<'a, 'i>(
     out
 }
 
+/// `max_parallel` limits the elements of a `for_each`: without one it is a mistake,
+/// reported at the key.
+fn max_parallel_needs_for_each(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    what: &str,
+    id: Option<&Spanned<String>>,
+) {
+    let Some((key, _)) = t.get_key_value("max_parallel") else {
+        return;
+    };
+    if t.contains_key("for_each") {
+        return;
+    }
+    let name = id
+        .map(|i| format!("{what} `{}`", i.value))
+        .unwrap_or_else(|| format!("a {what}"));
+    let d = PlanDiagnostic::new(
+        Code::InvalidValue,
+        r.source,
+        format!("{name} sets `max_parallel` without `for_each`"),
+    )
+    .at(key.span(), "without `for_each`")
+    .help("`max_parallel` limits the elements of a `for_each`; remove it or add `for_each`");
+    r.report(d);
+}
+
 fn read_id(
     r: &mut Reader<'_>,
     t: &DeTable<'_>,
@@ -501,6 +528,7 @@ fn read_group(
         }
     }
     let id = read_id(r, t, "`[[group]]`", span.clone());
+    max_parallel_needs_for_each(r, t, "group", id.as_ref());
     let group = GroupSpec {
         id: id
             .clone()
@@ -533,6 +561,7 @@ fn read_step(
     registry: &StepRegistry,
 ) -> Option<StepSpec> {
     let id = read_id(r, t, "`[[step]]`", span.clone());
+    max_parallel_needs_for_each(r, t, "step", id.as_ref());
     let type_name = r.string(t, "type");
     if type_name.is_none() && !t.contains_key("type") {
         let help = format!(
