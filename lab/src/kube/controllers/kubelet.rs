@@ -38,7 +38,24 @@ fn pod_ip(uid: &str) -> String {
 /// One pass.
 pub(super) fn run(w: &mut World) {
     let now_i = Instant::now();
-    for mut pod in w.list("", "pods", None) {
+    // Only pods the kubelets still have work on are looked at (and cloned).
+    let candidates: Vec<Value> = w
+        .store
+        .list(&World::gr("", "pods"), None)
+        .into_iter()
+        .filter(|p| {
+            p["spec"]["nodeName"].is_string()
+                && (p["metadata"]["deletionTimestamp"].is_string()
+                    || p["status"]["phase"] == "Pending"
+                    || p["status"]["phase"] == "Running"
+                        && (controller_kind(p) == Some("Job")
+                            || !is_ready(p)
+                            || w.behaviour(p["metadata"]["name"].as_str().unwrap_or_default())
+                                != PodBehaviour::Normal))
+        })
+        .cloned()
+        .collect();
+    for mut pod in candidates {
         let Some(_node) = pod["spec"]["nodeName"].as_str() else {
             continue;
         };

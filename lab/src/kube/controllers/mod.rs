@@ -47,24 +47,31 @@ pub fn reconcile(w: &mut World) {
 pub async fn run(sh: Arc<Shared>) {
     let mut changed = sh.lock().store.subscribe();
     loop {
-        {
-            let mut w = sh.lock();
-            if !w.controllers_paused {
-                // Settle: run passes while they change something (bounded).
-                for _ in 0..20 {
+        changed.mark_unchanged();
+        // Settle: run passes while they change something (bounded), releasing the lock
+        // between passes so API requests are not starved.
+        for _ in 0..20 {
+            let progressed = {
+                let mut w = sh.lock();
+                if w.controllers_paused {
+                    false
+                } else {
                     let before = w.store.rv();
                     reconcile(&mut w);
-                    if w.store.rv() == before {
-                        break;
-                    }
+                    w.store.rv() != before
                 }
+            };
+            if !progressed {
+                break;
             }
-            changed.mark_unchanged();
+            tokio::task::yield_now().await;
         }
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
+        // Batch bursts of API writes into one pass.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -148,9 +155,11 @@ pub(crate) fn owner_ref(owner: &Value) -> Value {
 pub(crate) fn owned(w: &World, group: &str, plural: &str, owner: &Value) -> Vec<Value> {
     let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
     let ns = owner["metadata"]["namespace"].as_str();
-    w.list(group, plural, ns)
+    w.store
+        .list(&World::gr(group, plural), ns)
         .into_iter()
         .filter(|o| super::pod::controller_uid(o) == Some(uid))
+        .cloned()
         .collect()
 }
 

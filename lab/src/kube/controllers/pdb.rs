@@ -14,8 +14,9 @@ pub(super) fn run(w: &mut World) {
             .unwrap_or_default()
             .to_string();
         let sel = LabelSelector::from_object(&pdb["spec"]["selector"]);
-        let pods: Vec<Value> = w
-            .list("", "pods", Some(&ns))
+        let pods: Vec<&Value> = w
+            .store
+            .list(&World::gr("", "pods"), Some(&ns))
             .into_iter()
             .filter(|p| !sel.is_empty() && sel.matches(p) && is_active(p))
             .collect();

@@ -45,13 +45,14 @@ fn fits(pod: &Value, node: &Value) -> bool {
 pub(super) fn run(w: &mut World) {
     let nodes = w.list("", "nodes", None);
     let mut load: BTreeMap<String, usize> = BTreeMap::new();
-    let pods = w.list("", "pods", None);
-    for p in &pods {
-        if let Some(n) = p["spec"]["nodeName"].as_str() {
-            *load.entry(n.to_string()).or_default() += 1;
+    let mut pending = Vec::new();
+    for p in w.store.list(&World::gr("", "pods"), None) {
+        match p["spec"]["nodeName"].as_str() {
+            Some(n) => *load.entry(n.to_string()).or_default() += 1,
+            None => pending.push(p.clone()),
         }
     }
-    for mut pod in pods {
+    for mut pod in pending {
         if pod["spec"]["nodeName"].is_string() || pod["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }
