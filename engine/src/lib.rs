@@ -13,8 +13,10 @@ pub mod graph;
 pub mod params;
 pub mod plan;
 pub mod preview;
+pub mod process;
 pub mod schema;
 pub mod source;
+pub mod state;
 pub mod step;
 pub mod template;
 

@@ -1,6 +1,8 @@
 //! `file.edit`: an atomic, idempotent edit of a text file, here or over ssh.
 
-use rok_plan_engine::step::{FieldKind, FieldSpec, StepSchema, StepType};
+use rok_plan_engine::step::{
+    FieldKind, FieldSpec, Fields, StepContext, StepError, StepOutcome, StepSchema, StepType,
+};
 use serde_json::{Map, Value};
 
 use crate::text;
@@ -58,7 +60,11 @@ const FILE_EDIT: StepSchema = StepSchema {
     idempotent: true,
 };
 
+#[async_trait::async_trait]
 impl StepType for FileEdit {
+    async fn run(&self, _: &StepContext, _: &Fields) -> Result<StepOutcome, StepError> {
+        Err(crate::not_in_this_version(self.schema().name))
+    }
     fn schema(&self) -> &StepSchema {
         &FILE_EDIT
     }

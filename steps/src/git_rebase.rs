@@ -1,7 +1,9 @@
 //! `git.rebase`: the GitOps workflow of the seeds (fetch, rebase favouring local changes,
 //! remove files deleted upstream, mirror), with a backup ref first.
 
-use rok_plan_engine::step::{FieldKind, FieldSpec, StepSchema, StepType};
+use rok_plan_engine::step::{
+    FieldKind, FieldSpec, Fields, StepContext, StepError, StepOutcome, StepSchema, StepType,
+};
 use serde_json::{Map, Value};
 
 use crate::{shown, text};
@@ -45,7 +47,11 @@ const GIT_REBASE: StepSchema = StepSchema {
     idempotent: true,
 };
 
+#[async_trait::async_trait]
 impl StepType for GitRebase {
+    async fn run(&self, _: &StepContext, _: &Fields) -> Result<StepOutcome, StepError> {
+        Err(crate::not_in_this_version(self.schema().name))
+    }
     fn schema(&self) -> &StepSchema {
         &GIT_REBASE
     }

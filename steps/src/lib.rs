@@ -45,6 +45,13 @@ pub fn builtin() -> StepRegistry {
     r
 }
 
+/// The refusal of a step type whose execution this version does not have yet.
+pub(crate) fn not_in_this_version(name: &str) -> rok_plan_engine::step::StepError {
+    rok_plan_engine::step::StepError::Unsupported(format!(
+        "step type `{name}` can be validated and previewed, but this version of rok-plan cannot run it yet"
+    ))
+}
+
 /// Field text, or `""`.
 pub(crate) fn text<'a>(
     fields: &'a serde_json::Map<String, serde_json::Value>,

@@ -1,6 +1,8 @@
 //! `ssh`: a command on a remote host, through the system's ssh.
 
-use rok_plan_engine::step::{FieldKind, FieldSpec, StepSchema, StepType};
+use rok_plan_engine::step::{
+    FieldKind, FieldSpec, Fields, StepContext, StepError, StepOutcome, StepSchema, StepType,
+};
 use serde_json::{Map, Value};
 
 use crate::local::EXPECT_EXIT;
@@ -46,7 +48,11 @@ const SSH: StepSchema = StepSchema {
     idempotent: false,
 };
 
+#[async_trait::async_trait]
 impl StepType for Ssh {
+    async fn run(&self, _: &StepContext, _: &Fields) -> Result<StepOutcome, StepError> {
+        Err(crate::not_in_this_version(self.schema().name))
+    }
     fn schema(&self) -> &StepSchema {
         &SSH
     }

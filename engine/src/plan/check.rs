@@ -405,7 +405,12 @@ impl Checker<'_> {
                             Code::ForEachNotList,
                             expr.span.clone(),
                             format!(
-                                "`for_each` needs a list, and parameter `{p}` is a {}",
+                                "`for_each` needs a list, and parameter `{p}` is {} {}",
+                                if spec.ty == ParamType::Integer {
+                                    "an"
+                                } else {
+                                    "a"
+                                },
                                 spec.ty.name()
                             ),
                             "not a list",

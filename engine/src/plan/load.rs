@@ -232,8 +232,9 @@ fn read_param(r: &mut Reader<'_>, name: Spanned<String>, t: &DeTable<'_>) -> Opt
                 Code::InvalidValue,
                 v.span(),
                 format!(
-                    "`choices` is only for string parameters, and `{}` is a {}",
+                    "`choices` is only for string parameters, and `{}` is {} {}",
                     name.value,
+                    if ty == ParamType::Integer { "an" } else { "a" },
                     ty.name()
                 ),
                 "not allowed here",

@@ -2,14 +2,22 @@
 
 use crate::plan::{FieldValue, StepSpec};
 
+mod context;
 mod registry;
 mod schema;
 
+pub use context::{
+    Fields, OutputChunk, OutputSink, Redactor, StepContext, StepError, StepOutcome, Stream,
+};
 pub use registry::StepRegistry;
 pub use schema::{FieldKind, FieldSpec, StepSchema};
 
 /// A step type. Implementations live in the `rok-plan-steps` crate, or in a library
 /// user's code.
+///
+/// The engine renders the fields, records `running` durably, then calls [`StepType::run`]
+/// once per attempt; a `check` command goes to [`StepType::check`].
+#[async_trait::async_trait]
 pub trait StepType: Send + Sync {
     /// The type's fields and rules.
     fn schema(&self) -> &StepSchema;
@@ -26,6 +34,29 @@ pub trait StepType: Send + Sync {
     fn declared_outputs(&self, fields: &indexmap::IndexMap<String, FieldValue>) -> Vec<String> {
         let _ = fields;
         Vec::new()
+    }
+
+    /// Runs one attempt. It must return promptly once `ctx.cancellation()` fires, having
+    /// stopped what it started.
+    ///
+    /// # Errors
+    /// [`StepError`] when the step could not be attempted at all; a step that ran and did
+    /// not succeed returns [`StepOutcome::Failed`].
+    async fn run(&self, ctx: &StepContext, fields: &Fields) -> Result<StepOutcome, StepError>;
+
+    /// Runs the step's `check` command where the step acts (locally by default; an `ssh`
+    /// step runs it on its host). `Ok(true)` means the effect is already in place.
+    ///
+    /// # Errors
+    /// [`StepError`] when the check could not be run.
+    async fn check(
+        &self,
+        ctx: &StepContext,
+        fields: &Fields,
+        command: &str,
+    ) -> Result<bool, StepError> {
+        let _ = fields;
+        crate::process::run_check(ctx, command).await
     }
 }
 

@@ -2,7 +2,9 @@
 
 use indexmap::IndexMap;
 use rok_plan_engine::plan::{FieldValue, FieldValueKind};
-use rok_plan_engine::step::{FieldKind, FieldSpec, StepSchema, StepType};
+use rok_plan_engine::step::{
+    FieldKind, FieldSpec, Fields, StepContext, StepError, StepOutcome, StepSchema, StepType,
+};
 use serde_json::{Map, Value};
 
 use super::{CONTEXT, NAMESPACE, SELECTOR, scope};
@@ -17,9 +19,13 @@ macro_rules! step_type {
         #[derive(Debug, Clone, Copy)]
         pub struct $ty;
 
+        #[async_trait::async_trait]
         impl StepType for $ty {
             fn schema(&self) -> &StepSchema {
                 &$schema
+            }
+            async fn run(&self, _: &StepContext, _: &Fields) -> Result<StepOutcome, StepError> {
+                Err(crate::not_in_this_version(self.schema().name))
             }
             fn describe(&self, $f: &Map<String, Value>) -> String {
                 $describe
