@@ -339,6 +339,24 @@ fn hints_name_the_closest_known_name() {
 }
 
 #[test]
+fn messages_name_the_type_in_plain_english() {
+    let d = only_diagnostic("-for-each-not-list-integer.toml");
+    assert!(
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("is an integer")),
+        "{d}"
+    );
+    let d = only_diagnostic("-for-each-not-list-step.toml");
+    assert!(
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("is a boolean")),
+        "{d}"
+    );
+}
+
+#[test]
 fn cycles_are_printed_as_their_path() {
     for (suffix, path) in [
         ("-cycle-self.toml", "a -> a"),
