@@ -431,3 +431,38 @@ fn human_and_json_diagnostics_give_the_same_positions() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn plan_and_graph_refuse_every_corpus_file_with_the_same_diagnostics() {
+    let mut failures = Vec::new();
+    for path in corpus_files() {
+        let name = file_name(&path);
+        let validate = Test::new()
+            .cwd(corpus_dir())
+            .args(["validate", "--output", "json", &name])
+            .run();
+        let mut expected = crate::support::codes_at(&validate.json()["files"][0]["diagnostics"]);
+        expected.sort();
+        let plan = Test::new()
+            .cwd(corpus_dir())
+            .args(["plan", &name, "--output", "json"])
+            .run();
+        let doc = plan.json();
+        let mut actual = crate::support::codes_at(&doc["diagnostics"]);
+        actual.sort();
+        if plan.code != Some(2) || doc["error"] != "invalid" || actual != expected {
+            failures.push(format!(
+                "plan {name}: exit {:?}, {actual:?} instead of {expected:?}",
+                plan.code
+            ));
+        }
+        let graph = Test::new().cwd(corpus_dir()).args(["graph", &name]).run();
+        if graph.code != Some(2) || !graph.stdout.is_empty() {
+            failures.push(format!(
+                "graph {name}: exit {:?}, stdout {:?}",
+                graph.code, graph.stdout
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
