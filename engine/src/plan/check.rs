@@ -719,8 +719,27 @@ fn locate(source: &crate::source::PlanSource, span: Range<usize>, name: &str) ->
     for n in (1..parts.len()).rev() {
         candidates.push(parts[..n].join("."));
     }
-    for c in candidates {
-        if let Some(pos) = text.find(&c) {
+    // Prefer a whole-word occurrence inside `{{ }}` / `{% %}` (when the text has such blocks):
+    // the same words may also appear in plain text before it, or as the start of a longer name.
+    let blocks = text.contains("{{") || text.contains("{%");
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let in_block = |pos: usize| {
+        let before = &text[..pos];
+        let open = before.rfind("{{").max(before.rfind("{%"));
+        let close = before.rfind("}}").max(before.rfind("%}"));
+        open.is_some() && open > close
+    };
+    for c in &candidates {
+        let mut first = None;
+        for (pos, _) in text.match_indices(c.as_str()) {
+            first.get_or_insert(pos);
+            let whole = !text[pos + c.len()..].starts_with(word)
+                && !text[..pos].ends_with(|ch: char| word(ch) || ch == '.');
+            if whole && (!blocks || in_block(pos)) {
+                return span.start + pos..span.start + pos + c.len();
+            }
+        }
+        if let Some(pos) = first {
             return span.start + pos..span.start + pos + c.len();
         }
     }
