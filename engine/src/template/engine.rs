@@ -151,7 +151,15 @@ impl Templates {
         let tmpl = self
             .env
             .template_from_named_str(quoting.template_name(), text)?;
-        Ok(self.without_globals(tmpl.undeclared_variables(true)))
+        let mut names = tmpl.undeclared_variables(true);
+        if let Some(rewritten) = subscripts_as_attributes(text)
+            && let Ok(t) = self
+                .env
+                .template_from_named_str(quoting.template_name(), &rewritten)
+        {
+            names.extend(t.undeclared_variables(true));
+        }
+        Ok(self.without_globals(names))
     }
 
     /// The dotted names an expression reads.
@@ -160,7 +168,13 @@ impl Templates {
     /// [`TemplateError`] when the expression does not parse.
     pub fn expression_names(&self, expr: &str) -> Result<BTreeSet<String>, TemplateError> {
         let compiled = self.env.compile_expression_owned(expr.to_string())?;
-        Ok(self.without_globals(compiled.undeclared_variables(true)))
+        let mut names = compiled.undeclared_variables(true);
+        if let Some(rewritten) = subscripts_as_attributes(expr)
+            && let Ok(c) = self.env.compile_expression_owned(rewritten)
+        {
+            names.extend(c.undeclared_variables(true));
+        }
+        Ok(self.without_globals(names))
     }
 
     fn without_globals(&self, names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
@@ -170,6 +184,25 @@ impl Templates {
             .filter(|n| !globals.contains(n.split('.').next().unwrap_or(n)))
             .collect()
     }
+}
+
+/// `x['name']` and `x["name"]` (an identifier in quotes) rewritten as `x.name`, so that the
+/// names they read are known statically too; `None` when there is none.
+fn subscripts_as_attributes(text: &str) -> Option<String> {
+    static SUBSCRIPT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"([A-Za-z0-9_\])])\[\s*(?:'([A-Za-z_][A-Za-z0-9_]*)'|"([A-Za-z_][A-Za-z0-9_]*)")\s*\]"#,
+        )
+        .expect("a valid regex")
+    });
+    if !SUBSCRIPT.is_match(text) {
+        return None;
+    }
+    let rewritten = SUBSCRIPT.replace_all(text, |c: &regex::Captures<'_>| {
+        let key = c.get(2).or_else(|| c.get(3)).map_or("", |m| m.as_str());
+        format!("{}.{key}", &c[1])
+    });
+    Some(rewritten.into_owned())
 }
 
 /// Whether `text` has any template syntax at all (plain strings skip the engine).
