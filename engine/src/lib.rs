@@ -9,6 +9,7 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod exec;
 pub mod graph;
 pub mod params;
 pub mod plan;

@@ -149,6 +149,9 @@ pub struct StepRecord {
     /// A hash of the step's definition, to tell changed steps on resume.
     #[serde(default)]
     pub spec_hash: String,
+    /// The step failed with `on_failure = "ignore"`: dependents went on, resume keeps it.
+    #[serde(default)]
+    pub failure_ignored: bool,
 }
 
 /// An operator's approval of a manual step.
