@@ -192,3 +192,42 @@ fn other_mistakes_fail_the_schema() {
         );
     }
 }
+
+#[test]
+fn structural_mistakes_of_the_invalid_corpus_fail_the_schema() {
+    // What a JSON Schema can see: unknown keys and types, missing keys, one-of conflicts,
+    // ids and groups (not cross-references, templates or durations).
+    let structural = [
+        "rok_plan::unknown_key",
+        "rok_plan::unknown_step_type",
+        "rok_plan::missing_key",
+        "rok_plan::conflicting_keys",
+        "rok_plan::invalid_id",
+        "rok_plan::nested_group",
+    ];
+    let validator = schema();
+    let dir = repo().join("tests/corpus/invalid");
+    let mut checked = 0;
+    let mut passing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read the corpus") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("read a corpus file");
+        let expects_structural = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .any(|l| structural.iter().any(|c| l.starts_with(&format!("{c} "))));
+        let Ok(value) = toml::from_str::<toml::Value>(&text) else {
+            continue;
+        };
+        if !expects_structural {
+            continue;
+        }
+        checked += 1;
+        let instance = serde_json::to_value(value).expect("JSON");
+        if validator.is_valid(&instance) {
+            passing.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(checked >= 25, "only {checked} corpus files checked");
+    assert!(passing.is_empty(), "the schema accepts {passing:?}");
+}
