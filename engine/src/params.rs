@@ -431,6 +431,19 @@ fn read_params_file(
 ) -> Option<IndexMap<String, ParamValue>> {
     let mut out = IndexMap::new();
     let (doc, errors) = DeTable::parse_recoverable(file.text());
+    // Diagnostics show the file with secret values masked; same length, so spans stay right.
+    let mut masked = file.text().to_string();
+    if errors.is_empty() {
+        for (key, value) in doc.get_ref().iter() {
+            let name: &str = key.get_ref();
+            if plan.params.get(name).is_some_and(|s| s.secret) {
+                let span = value.span();
+                masked.replace_range(span.clone(), &"*".repeat(span.len()));
+            }
+        }
+    }
+    let masked = PlanSource::new(file.name(), masked);
+    let file = &masked;
     if !errors.is_empty() {
         for e in errors {
             diags.push(
