@@ -531,3 +531,32 @@ fn an_invalid_value_of_a_required_parameter_is_not_also_reported_missing() {
         "{doc}"
     );
 }
+
+#[test]
+fn secret_values_of_a_params_file_never_appear_in_diagnostics() {
+    // A secret outside its choices, a secret of the wrong type, and an ordinary mistake on the
+    // next line (whose snippet shows the lines around it).
+    let file = "master = \"rok-1\"\ntoken = \"hunter2-0815\"\npin = \"0815x\"\ncount = \"many\"\n";
+    for output in ["json", "human"] {
+        let run = test()
+            .file("params.toml", file)
+            .args([
+                "plan",
+                "plan.toml",
+                "--params",
+                "params.toml",
+                "--output",
+                output,
+            ])
+            .run();
+        run.code(2);
+        let all = run.all_output();
+        for code in ["not_in_choices", "invalid_param_value"] {
+            assert!(all.contains(code), "{all}");
+        }
+        assert!(
+            !all.contains("hunter2") && !all.contains("0815"),
+            "a secret value is shown:\n{all}"
+        );
+    }
+}
