@@ -1,7 +1,7 @@
 //! Parameter values: where they come from, in order of precedence, `--set NAME=VALUE`,
 //! `--params FILE.toml`, the parameter's `env` variable, its `default`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 use toml::de::{DeTable, DeValue};
@@ -18,6 +18,7 @@ type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
 #[derive(Default)]
 pub struct ParamInputs {
     sets: Vec<String>,
+    stored: BTreeMap<String, serde_json::Value>,
     file: Option<PlanSource>,
     env: Option<EnvLookup>,
 }
@@ -41,6 +42,13 @@ impl ParamInputs {
     #[must_use]
     pub fn set(mut self, assignment: impl Into<String>) -> Self {
         self.sets.push(assignment.into());
+        self
+    }
+
+    /// Values a run recorded (resume): they come after `--set` and before everything else.
+    #[must_use]
+    pub fn stored(mut self, values: BTreeMap<String, serde_json::Value>) -> Self {
+        self.stored = values;
         self
     }
 
@@ -77,6 +85,26 @@ pub enum ParamOrigin {
     Env,
     /// The plan's `default`.
     Default,
+    /// Recorded by the run being resumed.
+    Run,
+}
+
+/// A stored JSON value read back by the parameter's type.
+fn from_json(ty: ParamType, v: &serde_json::Value) -> Option<ParamValue> {
+    match (ty, v) {
+        (ParamType::String, serde_json::Value::String(s)) => Some(ParamValue::String(s.clone())),
+        (ParamType::Integer, v) => v.as_i64().map(ParamValue::Integer),
+        (ParamType::Boolean, v) => v.as_bool().map(ParamValue::Boolean),
+        (ParamType::List, serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(ParamValue::List),
+        (ParamType::Duration, serde_json::Value::String(s)) => {
+            parse_duration(s).ok().map(ParamValue::Duration)
+        }
+        _ => None,
+    }
 }
 
 /// Every parameter of a plan with its value.
@@ -198,6 +226,8 @@ pub fn resolve_params(plan: &Plan, inputs: &ParamInputs) -> Result<Params, Diagn
         }
         let value = if let Some(v) = sets.shift_remove(name) {
             Some((v, ParamOrigin::Set))
+        } else if let Some(v) = inputs.stored.get(name).and_then(|j| from_json(spec.ty, j)) {
+            Some((v, ParamOrigin::Run))
         } else if let Some(v) = from_file.get(name) {
             Some((v.clone(), ParamOrigin::File))
         } else if let Some(v) = from_env(plan, spec, inputs, &mut diags) {

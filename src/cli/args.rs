@@ -23,6 +23,20 @@ pub(crate) struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+
+    /// The state store directory.
+    #[arg(
+        long,
+        global = true,
+        env = "ROK_PLAN_STATE",
+        default_value = ".rok-plan",
+        value_name = "DIR"
+    )]
+    pub(crate) state: PathBuf,
+
+    /// Take over a store lock that was taken on another host and cannot be checked.
+    #[arg(long, global = true)]
+    pub(crate) force_unlock: bool,
 }
 
 /// How results are printed.
@@ -44,6 +58,100 @@ pub(crate) enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of plan files (for editors).
     Schema,
+    /// Start a new run and drive it to the end, a failure, or a pause.
+    Execute(ExecuteArgs),
+    /// Continue a run (without RUN: the latest unfinished one).
+    Resume(ResumeArgs),
+    /// Every step instance of a run: state, attempts, duration, last error.
+    Status(StatusArgs),
+    /// The runs in the state store.
+    Runs,
+    /// The recorded output of a step instance's attempts.
+    Logs(LogsArgs),
+}
+
+/// How manual steps get approved, and how many steps run at once.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// How many steps may run at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub(crate) parallel: usize,
+
+    /// Approve this manual step instance in advance (repeatable).
+    #[arg(long = "approve", value_name = "ID")]
+    pub(crate) approve: Vec<String>,
+
+    /// Approve every manual step (for tests and labs).
+    #[arg(long)]
+    pub(crate) yes: bool,
+
+    /// Who approves (default: the login name).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) approver: Option<String>,
+
+    /// After Ctrl-C or SIGTERM, how long running steps get before they are killed.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub(crate) grace: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecuteArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) params: ParamArgs,
+
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+
+    /// Start a new run even though an unfinished run of this plan exists.
+    #[arg(long)]
+    pub(crate) new: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The run (default: the latest unfinished one).
+    #[arg(value_name = "RUN")]
+    pub(crate) run_id: Option<String>,
+
+    /// Give a secret parameter again (secrets are never stored).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub(crate) sets: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+
+    /// Count this step (instance, step, group or group element) as done (repeatable).
+    #[arg(long = "assume-done", value_name = "ID")]
+    pub(crate) assume_done: Vec<String>,
+
+    /// Run this step again, and everything that depends on it (repeatable).
+    #[arg(long = "rerun", value_name = "ID")]
+    pub(crate) rerun: Vec<String>,
+
+    /// Go on although the plan file changed since the run began.
+    #[arg(long)]
+    pub(crate) allow_plan_change: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The run (default: the latest).
+    #[arg(value_name = "RUN")]
+    pub(crate) run_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub(crate) run_id: String,
+    /// The step instance.
+    #[arg(value_name = "STEP")]
+    pub(crate) step: String,
 }
 
 /// Parameter values for a plan.

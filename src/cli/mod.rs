@@ -1,10 +1,15 @@
 //! `rok-plan`'s commands. Each module turns its arguments into engine calls and reports.
 
+mod approve;
 mod args;
+mod execute;
 mod graph;
 mod load;
 mod plan;
+mod resume;
 mod schema;
+mod status;
+mod store;
 mod validate;
 
 pub(crate) use validate::plural as validate_plural;
@@ -32,11 +37,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> std::process::ExitCode {
         }
     };
     let output = cli.output;
+    let flags = Flags {
+        output,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        state: cli.state.clone(),
+        force_unlock: cli.force_unlock,
+    };
     let result = match cli.command {
-        Command::Validate(a) => validate::run(&a, &cli_flags(output, cli.quiet)),
-        Command::Plan(a) => plan::run(&a, &cli_flags(output, cli.quiet)),
+        Command::Validate(a) => validate::run(&a, &flags),
+        Command::Plan(a) => plan::run(&a, &flags),
         Command::Graph(a) => graph::run(&a),
         Command::Schema => schema::run(),
+        Command::Execute(a) => execute::run(&a, &flags),
+        Command::Resume(a) => resume::run(&a, &flags),
+        Command::Status(a) => status::status(&a, &flags),
+        Command::Runs => status::runs(&flags),
+        Command::Logs(a) => status::logs(&a, &flags),
     };
     match result {
         Ok(code) => code.into(),
@@ -47,14 +64,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> std::process::ExitCode {
     }
 }
 
-/// What every command needs to know about output.
+/// The global flags every command may use.
 pub(crate) struct Flags {
     pub(crate) output: OutputFormat,
     pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
+    pub(crate) state: std::path::PathBuf,
+    pub(crate) force_unlock: bool,
 }
 
-fn cli_flags(output: OutputFormat, quiet: bool) -> Flags {
-    Flags { output, quiet }
+impl Flags {
+    /// ` --state DIR` when not the default, to repeat in suggested commands.
+    pub(crate) fn state_flag(&self) -> String {
+        if self.state == std::path::Path::new(".rok-plan") {
+            String::new()
+        } else {
+            format!(" --state {}", self.state.display())
+        }
+    }
 }
 
 fn report_error(e: &CliError, output: OutputFormat) {
@@ -65,10 +92,16 @@ fn report_error(e: &CliError, output: OutputFormat) {
         }
         (CliError::Plan(d), OutputFormat::Human) => diagnostics::print_human(d),
         (other, OutputFormat::Json) => {
-            let _ = crate::report::stdout::print_line(
-                &serde_json::json!({ "version": 1, "error": other.to_string() }).to_string(),
-            );
+            let doc = serde_json::json!({ "version": 1, "error": other.to_string(), "help": other.help() });
+            let _ = crate::report::stdout::print_line(&doc.to_string());
         }
-        (other, OutputFormat::Human) => eprintln!("error: {other}"),
+        (other, OutputFormat::Human) => {
+            eprintln!("error: {other}");
+            if let Some(help) = other.help() {
+                for (n, line) in help.lines().enumerate() {
+                    eprintln!("{}{line}", if n == 0 { "  help: " } else { "        " });
+                }
+            }
+        }
     }
 }

@@ -2,4 +2,5 @@
 
 pub(crate) mod diagnostics;
 pub(crate) mod preview;
+pub(crate) mod progress;
 pub(crate) mod stdout;

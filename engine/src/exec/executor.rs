@@ -17,7 +17,7 @@ use crate::graph::{ExecutionGraph, expand};
 use crate::params::Params;
 use crate::plan::Plan;
 use crate::state::{Mutation, RunOutcome, RunRecord, RunStore, StepRecord, StepState};
-use crate::step::StepRegistry;
+use crate::step::{Redactor, StepRegistry};
 
 /// Runs plans against a store. Build one with [`ExecutorBuilder`].
 pub struct Executor {
@@ -171,7 +171,9 @@ impl Executor {
             id: run_id.clone(),
             plan_name: plan.name.clone(),
             plan_path: plan_path.to_string(),
-            plan_text: plan.source.text().to_string(),
+            // A secret's value may be written in the plan itself (a `default`): the stored
+            // copy is redacted like everything else; the hash is of the real text.
+            plan_text: Redactor::new(params.secret_values()).redact(plan.source.text()),
             plan_hash: digest(plan.source.text()),
             params: params
                 .iter()
@@ -279,7 +281,7 @@ impl Executor {
         run.outcome = RunOutcome::Running;
         run.ended_at_ms = None;
         if plan_changed {
-            run.plan_text = plan.source.text().to_string();
+            run.plan_text = Redactor::new(params.secret_values()).redact(plan.source.text());
             run.plan_hash = new_hash;
         }
         let already_done = prepared

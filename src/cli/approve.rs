@@ -1,0 +1,102 @@
+//! Approving manual steps: in advance (`--approve`, `--yes`), or at a prompt on a terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use indicatif::MultiProgress;
+use rok_plan_engine::exec::{ApprovalPolicy, PreApproved};
+
+use crate::cli::args::RunArgs;
+
+/// `--approve`/`--yes` first; then, on a terminal, ask.
+pub(crate) struct CliApprovals {
+    pre: PreApproved,
+    prompt: Option<Option<MultiProgress>>,
+    asking: tokio::sync::Mutex<()>,
+}
+
+/// The login name, for approvals without `--approver`.
+pub(crate) fn login_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(passwd_name)
+        .unwrap_or_else(|| format!("uid {}", unsafe_uid()))
+}
+
+fn unsafe_uid() -> u32 {
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    unsafe { libc::getuid() }
+}
+
+/// The user name of the real uid, from the passwd database.
+fn passwd_name() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf` (whose length we pass) only.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            unsafe_uid(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    name.to_str().ok().map(str::to_string)
+}
+
+impl CliApprovals {
+    pub(crate) fn new(args: &RunArgs, progress: Option<MultiProgress>) -> Arc<Self> {
+        let interactive =
+            std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !args.yes;
+        Arc::new(Self {
+            pre: PreApproved {
+                approver: args.approver.clone().unwrap_or_else(login_name),
+                instances: args.approve.clone(),
+                all: args.yes,
+            },
+            prompt: interactive.then_some(progress),
+            asking: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ApprovalPolicy for CliApprovals {
+    async fn decide(&self, instance: &str, instructions: &str) -> Option<String> {
+        if let Some(who) = self.pre.decide(instance, instructions).await {
+            return Some(who);
+        }
+        let progress = self.prompt.clone()?;
+        // One question at a time, even when several manual steps wait at once.
+        let _turn = self.asking.lock().await;
+        let question = format!(
+            "Approve `{instance}` (done as instructed)? Type yes to approve, anything else to pause: "
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            let ask = || {
+                eprint!("{question}");
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                line
+            };
+            match progress {
+                Some(mp) => mp.suspend(ask),
+                None => ask(),
+            }
+        })
+        .await
+        .ok()?;
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
+            .then(|| self.pre.approver.clone())
+    }
+}

@@ -1,0 +1,173 @@
+//! `rok-plan status [RUN]`, `rok-plan runs`, `rok-plan logs RUN STEP`: what the store knows.
+
+use rok_plan_engine::state::{RunRecord, StepRecord};
+
+use crate::cli::args::{LogsArgs, StatusArgs};
+use crate::cli::{Flags, OutputFormat, store};
+use crate::exit::{CliError, ExitCode};
+use crate::report::progress::human_duration;
+use crate::report::stdout::{print_data, print_line};
+
+fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+fn run_json(r: &RunRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "plan": r.plan_name, "plan_path": r.plan_path, "plan_hash": r.plan_hash,
+        "outcome": r.outcome, "started_at_ms": r.started_at_ms, "ended_at_ms": r.ended_at_ms,
+        "params": r.params, "secret_params": r.secret_params, "settings": r.settings,
+    })
+}
+
+fn duration(s: &StepRecord) -> Option<u64> {
+    s.started_at_ms
+        .zip(s.ended_at_ms)
+        .map(|(a, b)| b.saturating_sub(a))
+}
+
+pub(crate) fn status(args: &StatusArgs, flags: &Flags) -> Result<ExitCode, CliError> {
+    let store = store::open_existing(&flags.state, flags.force_unlock)?;
+    let record = store::find_run(&*store, args.run_id.as_deref(), |_| true, "")?;
+    let snapshot = store
+        .load_run(&record.id)?
+        .ok_or_else(|| CliError::NoRun(format!("no run `{}`", record.id)))?;
+    let steps: Vec<&StepRecord> = snapshot.steps.values().collect();
+    if flags.output == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "version": 1,
+            "run": run_json(&snapshot.run),
+            "steps": steps.iter().map(|s| serde_json::json!({
+                "instance": s.instance_id, "state": s.state, "attempts": s.attempts,
+                "duration_ms": duration(s), "exit_status": s.exit_status, "last_error": s.last_error,
+                "outputs": s.outputs,
+            })).collect::<Vec<_>>(),
+            "approvals": snapshot.approvals.values().collect::<Vec<_>>(),
+        });
+        print_line(&doc.to_string())?;
+        return Ok(ExitCode::Success);
+    }
+    let r = &snapshot.run;
+    let mut out = format!(
+        "Run {} of plan {} ({}): {:?}\nstarted {}{}\n\n",
+        r.id,
+        r.plan_name,
+        r.plan_path,
+        r.outcome,
+        when(r.started_at_ms),
+        r.ended_at_ms
+            .map(|e| format!(", stopped {}", when(e)))
+            .unwrap_or_default()
+    )
+    .replace("Succeeded", "succeeded")
+    .replace("Failed", "failed")
+    .replace("Paused", "paused")
+    .replace("Interrupted", "interrupted")
+    .replace("Running", "running");
+    let w = steps
+        .iter()
+        .map(|s| s.instance_id.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out.push_str(&format!(
+        "{:w$}  {:17}  {:>8}  {:>9}  {}\n",
+        "INSTANCE", "STATE", "ATTEMPTS", "DURATION", "LAST ERROR"
+    ));
+    for s in &steps {
+        out.push_str(&format!(
+            "{:w$}  {:17}  {:>8}  {:>9}  {}\n",
+            s.instance_id,
+            s.state.as_str(),
+            s.attempts,
+            duration(s).map(human_duration).unwrap_or_default(),
+            s.last_error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        ));
+    }
+    for a in snapshot.approvals.values() {
+        out.push_str(&format!(
+            "approved: {} by {} at {}\n",
+            a.instance_id,
+            a.approver,
+            when(a.at_ms)
+        ));
+    }
+    print_data(&out)?;
+    Ok(ExitCode::Success)
+}
+
+pub(crate) fn runs(flags: &Flags) -> Result<ExitCode, CliError> {
+    let store = store::open_existing(&flags.state, flags.force_unlock)?;
+    let runs = store.list_runs()?;
+    if flags.output == OutputFormat::Json {
+        let doc = serde_json::json!({ "version": 1, "runs": runs.iter().map(run_json).collect::<Vec<_>>() });
+        print_line(&doc.to_string())?;
+        return Ok(ExitCode::Success);
+    }
+    let mut out = format!(
+        "{:24}  {:28}  {:11}  {}\n",
+        "RUN", "PLAN", "OUTCOME", "STARTED"
+    );
+    for r in &runs {
+        let outcome = serde_json::to_value(r.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:24}  {:28}  {:11}  {}\n",
+            r.id,
+            r.plan_name,
+            outcome,
+            when(r.started_at_ms)
+        ));
+    }
+    print_data(&out)?;
+    Ok(ExitCode::Success)
+}
+
+pub(crate) fn logs(args: &LogsArgs, flags: &Flags) -> Result<ExitCode, CliError> {
+    let store = store::open_existing(&flags.state, flags.force_unlock)?;
+    let snapshot = store
+        .load_run(&args.run_id)?
+        .ok_or_else(|| CliError::NoRun(format!("no run `{}` in the state store", args.run_id)))?;
+    if !snapshot.steps.contains_key(&args.step) {
+        let hint = rok_plan_engine::diagnostic::did_you_mean(
+            &args.step,
+            snapshot.steps.keys().map(String::as_str),
+        )
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
+        return Err(CliError::NoRun(format!(
+            "run `{}` has no step instance `{}`{hint}",
+            args.run_id, args.step
+        )));
+    }
+    let chunks = store.read_output(&args.run_id, &args.step)?;
+    if flags.output == OutputFormat::Json {
+        print_line(&serde_json::json!({ "version": 1, "run": args.run_id, "instance": args.step, "output": chunks }).to_string())?;
+        return Ok(ExitCode::Success);
+    }
+    let mut out = String::new();
+    let mut attempt = 0;
+    for c in &chunks {
+        if c.attempt != attempt {
+            attempt = c.attempt;
+            out.push_str(&format!("── attempt {attempt} ──\n"));
+        }
+        out.push_str(&c.text);
+        if !c.text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if chunks.is_empty() {
+        out.push_str("(no output recorded)\n");
+    }
+    print_data(&out)?;
+    Ok(ExitCode::Success)
+}
