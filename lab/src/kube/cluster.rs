@@ -186,6 +186,7 @@ impl Cluster {
             &WriteOpts {
                 dry_run: false,
                 manager: "lab".into(),
+                subresource: String::new(),
             },
         )?)
     }

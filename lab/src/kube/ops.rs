@@ -16,6 +16,8 @@ pub struct WriteOpts {
     pub dry_run: bool,
     /// `fieldManager`, or the one derived from the User-Agent.
     pub manager: String,
+    /// The subresource written through (`scale`), recorded in managedFields.
+    pub subresource: String,
 }
 
 /// Which part of an object an update writes.
@@ -274,7 +276,11 @@ impl World {
         defaults::apply_defaults(rt, &mut obj);
         defaults::validate(rt, &obj)?;
         if part != Part::Applied && !opts.manager.is_empty() {
-            let sub = if part == Part::Status { "status" } else { "" };
+            let sub = if part == Part::Status {
+                "status"
+            } else {
+                opts.subresource.as_str()
+            };
             fields::record_update(
                 Some(&old),
                 &mut obj,

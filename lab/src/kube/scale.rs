@@ -163,6 +163,7 @@ pub fn serve(
     let opts = WriteOpts {
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         manager: mgr,
+        subresource: "scale".into(),
     };
     let out = w.update(rt, ns, name, updated, Part::Main, &opts)?;
     Ok(json_response(200, &scale_of(rt, &out)))

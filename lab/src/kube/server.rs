@@ -186,6 +186,7 @@ fn write_opts(q: &Query, headers: &HeaderMap) -> WriteOpts {
     WriteOpts {
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         manager: manager(q, headers),
+        subresource: String::new(),
     }
 }
 
@@ -508,6 +509,7 @@ pub fn patch_object(
                     &WriteOpts {
                         dry_run: opts.dry_run,
                         manager: String::new(),
+                        subresource: String::new(),
                     },
                 )?;
                 if !opts.dry_run {

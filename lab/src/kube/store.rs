@@ -43,7 +43,21 @@ pub struct Event {
     /// What happened.
     pub kind: EventType,
     /// The object after the change (before it, for deletions, with the new resourceVersion).
-    pub object: Value,
+    pub object: std::sync::Arc<Value>,
+    /// The object serialized once, shared by every watch that sends it.
+    pub json: std::sync::Arc<str>,
+    /// What selectors can see of the object before the change (labels, name, namespace,
+    /// `spec.nodeName`, `spec.unschedulable`, `status.phase`); `None` for creations.
+    pub before: Option<Value>,
+}
+
+/// The parts of an object label and field selectors look at.
+pub fn selectable(o: &Value) -> Value {
+    json!({
+        "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"], "labels": o["metadata"]["labels"]},
+        "spec": {"nodeName": o["spec"]["nodeName"], "unschedulable": o["spec"]["unschedulable"]},
+        "status": {"phase": o["status"]["phase"]},
+    })
 }
 
 /// The object store.
@@ -154,12 +168,14 @@ impl Store {
         self.rv
     }
 
-    fn record(&mut self, gr: &Gr, kind: EventType, object: Value) {
+    fn record(&mut self, gr: &Gr, kind: EventType, object: Value, before: Option<Value>) {
         self.events.push_back(Event {
             rv: self.rv,
             gr: gr.clone(),
             kind,
-            object,
+            json: object.to_string().into(),
+            object: std::sync::Arc::new(object),
+            before,
         });
         while self.events.len() > self.max_events {
             if let Some(e) = self.events.pop_front() {
@@ -183,12 +199,15 @@ impl Store {
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let map = self.objects.entry(gr.clone()).or_default();
-        let kind = if map.insert((ns, name), obj.clone()).is_some() {
+        let before = map
+            .insert((ns, name), obj.clone())
+            .map(|old| selectable(&old));
+        let kind = if before.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.record(gr, kind, obj.clone());
+        self.record(gr, kind, obj.clone(), before);
         obj
     }
 
@@ -200,7 +219,8 @@ impl Store {
             .remove(&(ns.to_string(), name.to_string()))?;
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.record(gr, EventType::Deleted, obj.clone());
+        let before = Some(selectable(&obj));
+        self.record(gr, EventType::Deleted, obj.clone(), before);
         Some(obj)
     }
 

@@ -12,10 +12,16 @@ use super::kinds::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{Query, Shared, streaming};
 use super::status::ApiError;
-use super::store::gr;
+use super::store::{EventType, gr};
 
 /// How often a bookmark is sent when the client allows them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+
+fn line_json(kind: &str, json: &str) -> Result<Bytes, std::io::Error> {
+    Ok(Bytes::from(format!(
+        "{{\"type\":\"{kind}\",\"object\":{json}}}\n"
+    )))
+}
 
 fn line(kind: &str, object: &Value) -> Result<Bytes, std::io::Error> {
     let mut s = json!({"type": kind, "object": object}).to_string();
@@ -80,17 +86,25 @@ pub fn serve(
     };
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
+        // The initial state and its resourceVersion are read under one lock.
+        let (current, start) = match since {
+            Some(_) => (Vec::new(), start),
+            None => {
+                let w = sh.lock();
+                (
+                    w.store
+                        .list_owned(&key, None)
+                        .into_iter()
+                        .filter(|o| matches(o))
+                        .collect::<Vec<_>>(),
+                    w.store.rv(),
+                )
+            }
+        };
         let mut at = match since {
             Some(rv) => rv,
             None => {
-                let initial: Vec<Value> = sh
-                    .lock()
-                    .store
-                    .list_owned(&key, None)
-                    .into_iter()
-                    .filter(|o| matches(o))
-                    .collect();
-                for mut o in initial {
+                for mut o in current {
                     o["apiVersion"] = json!(api_version);
                     if tx.send(line("ADDED", &o)).await.is_err() {
                         return;
@@ -112,12 +126,24 @@ pub fn serve(
                 Ok(events) => {
                     for e in events {
                         at = e.rv;
-                        if !matches(&e.object) {
-                            continue;
-                        }
-                        let mut o = e.object;
-                        o["apiVersion"] = json!(api_version);
-                        if tx.send(line(e.kind.as_str(), &o)).await.is_err() {
+                        // An object that stops matching the selectors is sent as DELETED, one
+                        // that starts matching as ADDED, as the API server's watch cache does.
+                        let was = e.before.as_ref().is_some_and(|b| matches(b));
+                        let now = e.kind != EventType::Deleted && matches(&e.object);
+                        let kind = match (was, now) {
+                            (false, true) => "ADDED",
+                            (true, true) => "MODIFIED",
+                            (true, false) => "DELETED",
+                            (false, false) => continue,
+                        };
+                        let bytes = if e.object["apiVersion"] == api_version.as_str() {
+                            line_json(kind, &e.json)
+                        } else {
+                            let mut o = (*e.object).clone();
+                            o["apiVersion"] = json!(api_version);
+                            line(kind, &o)
+                        };
+                        if tx.send(bytes).await.is_err() {
                             return;
                         }
                     }

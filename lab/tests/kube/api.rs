@@ -212,9 +212,55 @@ async fn namespaces_terminate_and_refuse_new_content() {
         .metadata
         .uid
         .expect("uid");
+    let pinned: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "pinned", "finalizers": ["lab/hold"]}}))
+            .expect("cm");
+    cms.create(&PostParams::default(), &pinned)
+        .await
+        .expect("created");
     nss.delete("team", &DeleteParams::default())
         .await
         .expect("delete");
+    // The finalizer keeps the namespace Terminating; new content is refused.
+    let phase = nss
+        .get("team")
+        .await
+        .expect("ns")
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+    let late: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "late"}})).expect("cm");
+    let refused = api_status(
+        cms.create(&PostParams::default(), &late)
+            .await
+            .expect_err("terminating"),
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        refused.message,
+        "configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
+    );
+    within(async {
+        while cms
+            .get("pinned")
+            .await
+            .expect("cm")
+            .metadata
+            .deletion_timestamp
+            .is_none()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    cms.patch(
+        "pinned",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("released");
     within(await_condition(nss, "team", conditions::is_deleted(&uid)))
         .await
         .expect("namespace gone");
@@ -325,6 +371,38 @@ async fn watch_streams_changes_and_expires_compacted_versions() {
         .expect("stream ok")
         .expect("an object");
     assert_eq!(seen.metadata.name.as_deref(), Some("w1"));
+
+    // Relabelled so that it no longer matches: the raw watch says DELETED.
+    let from = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    cms.patch(
+        "w1",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"watched": "no"}}})),
+    )
+    .await
+    .expect("relabelled");
+    let mut selected = cms
+        .watch(
+            &WatchParams::default().labels("watched=yes").timeout(5),
+            &from,
+        )
+        .await
+        .expect("watch")
+        .boxed();
+    match within(selected.try_next())
+        .await
+        .expect("ok")
+        .expect("event")
+    {
+        WatchEvent::Deleted(o) => assert_eq!(o.metadata.name.as_deref(), Some("w1")),
+        other => panic!("expected DELETED when the selector stops matching, got {other:?}"),
+    }
 
     let list = cms.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.expect("list rv");

@@ -190,10 +190,27 @@ async fn patches_merge_by_key_and_restart_rolls_the_deployment() {
         .list(&ListParams::default().labels("app=app"))
         .await
         .expect("rs list");
+    // The rollout left one ReplicaSet with every pod, from the restarted template; older ones
+    // (one per template the controller saw) are scaled to zero.
+    let sets: Vec<serde_json::Value> = sets
+        .items
+        .iter()
+        .map(|r| serde_json::to_value(r).expect("json"))
+        .collect();
+    let live: Vec<&serde_json::Value> =
+        sets.iter().filter(|r| r["spec"]["replicas"] != 0).collect();
     assert!(
-        sets.items.len() >= 3,
-        "one ReplicaSet per template: {}",
-        sets.items.len()
+        sets.len() >= 2 && live.len() == 1,
+        "{} sets, {} live",
+        sets.len(),
+        live.len()
+    );
+    let annotations = &live[0]["spec"]["template"]["metadata"]["annotations"];
+    assert!(
+        annotations
+            .as_object()
+            .is_some_and(|a| a.keys().any(|k| k.ends_with("restartedAt"))),
+        "{annotations}"
     );
 
     let nodes: Api<Node> = Api::all(client.clone());
