@@ -128,7 +128,7 @@ pub fn serve(
                         at = e.rv;
                         // An object that stops matching the selectors is sent as DELETED, one
                         // that starts matching as ADDED, as the API server's watch cache does.
-                        let was = e.before.as_ref().is_some_and(|b| matches(b));
+                        let was = e.before.as_ref().is_some_and(&matches);
                         let now = e.kind != EventType::Deleted && matches(&e.object);
                         let kind = match (was, now) {
                             (false, true) => "ADDED",
