@@ -180,6 +180,9 @@ fn preflight(db_path: &Path) -> Result<(), StoreError> {
         // Reading every entry's type finds unreadable or odd entries before sled does.
         entry.file_type().map_err(io(&entry.path()))?;
     }
+    // sled writes snapshots into the directory while opening: a directory it cannot
+    // write would fail half-way through.
+    writable(db_path)?;
     let conf = db_path.join("conf");
     let bytes = match fs::read(&conf) {
         Ok(b) => b,
@@ -218,6 +221,18 @@ fn preflight(db_path: &Path) -> Result<(), StoreError> {
         .open(&log)
         .and_then(|mut f| f.read(&mut [0u8; 1]))
         .map_err(io(&log))?;
+    Ok(())
+}
+
+fn writable(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Err(corrupt(path, "the path contains a NUL byte"));
+    };
+    // SAFETY: a valid NUL-terminated path; access only reads it.
+    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK | libc::W_OK | libc::X_OK) } != 0 {
+        return Err(io(path)(std::io::Error::last_os_error()));
+    }
     Ok(())
 }
 
