@@ -218,6 +218,31 @@ fn conformance_sled() {
 }
 
 #[test]
+fn sled_commits_from_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open(dir.path(), false).unwrap());
+    store.commit(&[Mutation::Run(run("r1", 1))]).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let id = format!("t{t}-{i:02}");
+                    store
+                        .commit(&[Mutation::Step(step("r1", &id, StepState::Running))])
+                        .unwrap();
+                    store.append_output(&[chunk("r1", &id, 1, 0, "x")]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.load_run("r1").unwrap().unwrap().steps.len(), 200);
+}
+
+#[test]
 fn sled_lists_runs_by_start_time_then_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path(), false).unwrap();
@@ -336,7 +361,17 @@ fn child_process_entry() {
                 let mut s = step("r1", &id, StepState::Succeeded);
                 s.exit_status = Some(i32::try_from(k).unwrap());
                 s.outputs.insert("k".into(), k.to_string());
-                store.commit(&[Mutation::Step(s)]).unwrap();
+                // Three trees in one transaction: the run counts the steps, an approval
+                // goes with each; after a crash all three must agree.
+                let mut r = run("r1", 1);
+                r.settings.insert("last".into(), k.to_string());
+                store
+                    .commit(&[
+                        Mutation::Run(r),
+                        Mutation::Step(s),
+                        Mutation::Approval(approval("r1", &id)),
+                    ])
+                    .unwrap();
                 // Printed only once the commit returned: the parent may kill from here on.
                 println!("committed {k}");
             }
@@ -396,6 +431,21 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// The run, steps and approvals written by one transaction survived (or not) together.
+fn assert_consistent(snap: &rok_plan_engine::state::RunSnapshot) {
+    let last = snap
+        .run
+        .settings
+        .get("last")
+        .map_or(0, |v| v.parse().unwrap());
+    assert_eq!(snap.steps.len(), last, "run record and steps disagree");
+    assert_eq!(
+        snap.approvals.keys().collect::<Vec<_>>(),
+        snap.steps.keys().collect::<Vec<_>>(),
+        "approvals and steps disagree"
+    );
+}
+
 #[test]
 fn sigkill_right_after_a_commit_loses_nothing_that_was_committed() {
     let mut rng = random_seed();
@@ -415,6 +465,7 @@ fn sigkill_right_after_a_commit_loses_nothing_that_was_committed() {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         let snap = store.load_run("r1").unwrap().unwrap();
         let present = snap.steps.len() as u64;
+        assert_consistent(&snap);
         assert!(
             present >= kill_at,
             "round {round}: killed after {kill_at}, found {present}"
@@ -452,6 +503,7 @@ fn sigkill_at_a_random_time_leaves_an_openable_store() {
         let n = snap.steps.len();
         let expected: Vec<String> = (1..=n).map(|k| format!("s{k:04}")).collect();
         assert_eq!(snap.steps.keys().cloned().collect::<Vec<_>>(), expected);
+        assert_consistent(&snap);
         eprintln!("round {round}: {n} steps found");
     }
 }

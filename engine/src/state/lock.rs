@@ -167,13 +167,11 @@ impl Drop for StoreLock {
 }
 
 fn read_holder(file: &mut File) -> std::io::Result<Option<LockHolder>> {
-    let mut text = String::new();
     file.seek(SeekFrom::Start(0))?;
-    // A lock file with bytes that are not UTF-8 is treated as naming nobody.
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    text.push_str(&String::from_utf8_lossy(&bytes));
-    Ok(LockHolder::parse(&text))
+    // Content that is not a holder (garbage, not UTF-8) names nobody: the flock decides.
+    Ok(LockHolder::parse(&String::from_utf8_lossy(&bytes)))
 }
 
 fn write_holder(file: &mut File, holder: &LockHolder) -> std::io::Result<()> {

@@ -97,7 +97,8 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
 /// Opens (creating when absent) the sled database `<dir>/db`. The caller holds the lock.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let db_path = dir.join("db");
-    match fs::symlink_metadata(&db_path) {
+    // Following a symlink: `db` may be moved elsewhere on purpose.
+    match fs::metadata(&db_path) {
         Err(e) if e.kind() == ErrorKind::NotFound => create(dir),
         Err(e) => Err(io(&db_path)(e)),
         Ok(m) if !m.is_dir() => Err(corrupt(
