@@ -72,6 +72,9 @@ pub struct Store {
     /// Events kept before compaction.
     pub max_events: usize,
     changed: watch::Sender<u64>,
+    /// Bumped on every removal and every write of an object marked for deletion: the garbage
+    /// collector only scans when it moved.
+    deletions: u64,
 }
 
 impl Default for Store {
@@ -102,6 +105,7 @@ impl Store {
             oldest: 1,
             max_events: 100_000,
             changed,
+            deletions: 0,
         }
     }
 
@@ -118,6 +122,11 @@ impl Store {
     /// A receiver that is told each time the store changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// How many deletions (removals, or writes of objects being deleted) happened so far.
+    pub fn deletions(&self) -> u64 {
+        self.deletions
     }
 
     /// Drops all events up to now: watches from older versions get 410.
@@ -198,6 +207,9 @@ impl Store {
             .to_string();
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if obj["metadata"]["deletionTimestamp"].is_string() {
+            self.deletions += 1;
+        }
         let map = self.objects.entry(gr.clone()).or_default();
         let before = map
             .insert((ns, name), obj.clone())
@@ -219,6 +231,7 @@ impl Store {
             .remove(&(ns.to_string(), name.to_string()))?;
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.deletions += 1;
         let before = Some(selectable(&obj));
         self.record(gr, EventType::Deleted, obj.clone(), before);
         Some(obj)

@@ -67,6 +67,8 @@ pub struct World {
     pub name_seq: u64,
     /// Whether the controllers run.
     pub controllers_paused: bool,
+    /// The store's deletion count when the garbage collector last scanned.
+    pub gc_seen: Option<u64>,
     /// Rok CSI pods log "operation pending" lines until then.
     pub rok_busy_until: Option<std::time::Instant>,
     /// How often they log while busy.
@@ -95,6 +97,7 @@ impl World {
             timers: BTreeMap::new(),
             name_seq: 0,
             controllers_paused: false,
+            gc_seen: None,
             rok_busy_until: None,
             rok_log_every: Duration::from_millis(100),
             rok_last_log: None,

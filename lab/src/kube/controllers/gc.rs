@@ -18,6 +18,11 @@ fn foreground(o: &Value) -> bool {
 
 /// One pass.
 pub(super) fn run(w: &mut World) {
+    // Nothing was deleted since the last scan: no dependent can have lost its owner.
+    if w.gc_seen == Some(w.store.deletions()) {
+        return;
+    }
+    w.gc_seen = Some(w.store.deletions());
     let types: Vec<_> = w.kinds.types().to_vec();
     // uid -> whether that object is being deleted in the foreground.
     let mut live: BTreeMap<String, bool> = BTreeMap::new();

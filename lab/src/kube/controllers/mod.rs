@@ -70,8 +70,8 @@ pub async fn run(sh: Arc<Shared>) {
             r = changed.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
-        // Batch bursts of API writes into one pass.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Batch bursts of API writes into one pass (a pass scans every object).
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
