@@ -117,6 +117,9 @@ impl CliError {
                 Some(h)
             }
             CliError::Exec(ExecError::UnknownInstance { suggestion: Some(s), .. }) => Some(format!("did you mean `{s}`?")),
+            CliError::Exec(ExecError::OutputsUnknown { run, instance, .. }) => Some(format!(
+                "later steps read them; run it again instead: rok-plan resume {run} --rerun {instance}"
+            )),
             _ => None,
         }
     }

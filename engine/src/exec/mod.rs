@@ -44,6 +44,16 @@ pub enum ExecError {
         /// The instances and why they cannot be decided automatically.
         instances: Vec<InDoubt>,
     },
+    /// `--assume-done` of a step whose outputs were never recorded.
+    #[error("`{instance}` cannot be assumed done: its output{} {} would be unknown", if .outputs.len() == 1 { "" } else { "s" }, .outputs.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", "))]
+    OutputsUnknown {
+        /// The run.
+        run: String,
+        /// The instance.
+        instance: String,
+        /// Outputs that were never recorded.
+        outputs: Vec<String>,
+    },
     /// The plan changed since the run began.
     #[error("the plan changed since run `{run}` began")]
     PlanChanged {

@@ -175,7 +175,18 @@ pub(crate) fn prepare(
         let mut r = snapshot.steps.get(&inst.id).cloned().unwrap_or(fresh);
         let changed = diff.changed.contains(&inst.id);
         r.spec_hash.clone_from(&fingerprints[i]);
-        if assume.contains(&i) {
+        if assume.contains(&i) && !r.state.is_success() {
+            let missing: Vec<String> = crate::step::step_outputs(&plan.steps[inst.step], registry)
+                .into_iter()
+                .filter(|o| !r.outputs.contains_key(o))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ExecError::OutputsUnknown {
+                    run: run.clone(),
+                    instance: inst.id.clone(),
+                    outputs: missing,
+                });
+            }
             r.state = StepState::Succeeded;
             r.last_error = Some("assumed done by the operator (--assume-done)".into());
         } else if rerun.contains(&i) || changed {
