@@ -10,19 +10,19 @@ use rok_plan::engine::{PlanSource, StepRegistry, load_plan};
 const SHIPPED: &[(&str, &str)] = &[
     (
         include_str!("../plans/rok-kubernetes-upgrade.toml"),
-        include_str!("../plans/rok-kubernetes-upgrade.params.toml"),
+        include_str!("../plans/params/rok-kubernetes-upgrade.toml"),
     ),
     (
         include_str!("../plans/rok-v0.11.toml"),
-        include_str!("../plans/rok-v0.11.params.toml"),
+        include_str!("../plans/params/rok-v0.11.toml"),
     ),
     (
         include_str!("../plans/rok-v0.12.toml"),
-        include_str!("../plans/rok-v0.12.params.toml"),
+        include_str!("../plans/params/rok-v0.12.toml"),
     ),
     (
         include_str!("../plans/pmk-cluster-upgrade.toml"),
-        include_str!("../plans/pmk-cluster-upgrade.params.toml"),
+        include_str!("../plans/params/pmk-cluster-upgrade.toml"),
     ),
 ];
 

@@ -309,14 +309,10 @@ fn plan_runs_nothing() {
 
 #[test]
 fn shipped_plans_preview() {
-    insta::glob!("../../plans", "*.params.toml", |params| {
-        let name = params
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .replace(".params.toml", ".toml");
+    insta::glob!("../../plans/params", "*.toml", |params| {
+        let name = params.file_name().unwrap().to_string_lossy().into_owned();
         let plan = format!("plans/{name}");
-        let params = format!("plans/{}", params.file_name().unwrap().to_string_lossy());
+        let params = format!("plans/params/{name}");
         let run = Test::new()
             .cwd(repo())
             .args(["plan", &plan, "--params", &params])

@@ -46,7 +46,7 @@ fn every_shipped_plan_validates() {
 #[test]
 fn every_shipped_plan_validates_with_its_example_parameters() {
     for plan in shipped_plans() {
-        let params = plan.replace(".toml", ".params.toml");
+        let params = plan.replace("plans/", "plans/params/");
         assert!(
             repo().join(&params).exists(),
             "{plan} has no example parameters file {params}"
