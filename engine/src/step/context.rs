@@ -93,10 +93,10 @@ impl OutputSink {
     /// Records `text` from `stream`, redacting secrets first.
     pub fn write(&self, stream: Stream, text: &str) {
         let text = self.redactor.redact(text);
-        if stream == Stream::Stdout {
-            if let Ok(mut buf) = self.stdout.lock() {
-                buf.push_str(&text);
-            }
+        if stream == Stream::Stdout
+            && let Ok(mut buf) = self.stdout.lock()
+        {
+            buf.push_str(&text);
         }
         if let Some(tx) = &self.tx {
             // The receiver only goes away when the run is over; output after that is moot.
