@@ -2,7 +2,28 @@
 //! well enough that the unmodified `kube` client and `kubectl` cannot tell it from a real API
 //! server, with simulated controllers behind it. See `../shared/design/kube-double.md`.
 //!
-//! Start one with [`Cluster::start`]; point clients at [`Cluster::kubeconfig`].
+//! Start one with [`Cluster::start`] (or `lab kube serve --nodes N --kubeconfig PATH [--rok V]`)
+//! and point clients at [`Cluster::kubeconfig`] (plain `http://`, no auth).
+//!
+//! # Layout
+//! - [`kinds`]: the kind table, parsed from the real discovery documents in `api/` (+ CRDs).
+//! - [`store`]: objects, the global resourceVersion, the event log (compaction gives 410).
+//! - [`server`]: routing, LIST (selectors, paging), the verbs; [`watch`], [`scale`],
+//!   [`eviction`], [`logs`], [`table`] (server-side printing for kubectl).
+//! - [`ops`]: create/update/delete semantics; [`fields`]: managedFields and server-side apply;
+//!   [`patch`]: merge, strategic merge and JSON patches; [`defaults`]: defaulting, validation.
+//! - [`controllers`]: scheduler, kubelet, Deployment, ReplicaSet/RC, StatefulSet, DaemonSet,
+//!   Job, GC, namespaces, nodes (cordon taint), PDB status, the Rok operator.
+//! - [`cluster`]: the control handle; [`faults`]: injected errors, latency, dropped watches.
+//!
+//! # Known limits
+//! - Request bodies must be JSON (kube and kubectl's dynamic paths send JSON); protobuf bodies
+//!   (kubectl's typed paths such as `kubectl create deployment`) get 415.
+//! - `/openapi/v2` is an empty document, so kubectl's client-side validation accepts anything;
+//!   `/openapi/v3` is absent.
+//! - Server-side apply knows list keys by field name (containers, env, volumes, ports, ...),
+//!   not from OpenAPI or CRD `x-kubernetes-list-type` schemas.
+//! - kubectl's Table output is provided for LIST/GET, not for `get -w` watch events.
 
 pub mod cluster;
 pub mod controllers;
