@@ -359,3 +359,62 @@ async fn kubectl_shows_rokcluster_columns() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_kube_serve_writes_a_kubeconfig_kubectl_can_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "kube",
+            "serve",
+            "--nodes",
+            "2",
+            "--rok",
+            "v1",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("lab starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = super::within(lines.next_line())
+        .await
+        .expect("read")
+        .expect("a line");
+    assert!(first.starts_with("serving http://127.0.0.1:"), "{first}");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move {
+            let out = tokio::process::Command::new("kubectl")
+                .args(args)
+                .env("KUBECONFIG", &kc)
+                .output()
+                .await
+                .expect("kubectl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    assert_eq!(
+        run(&["get", "nodes", "-o", "name"]).await,
+        "node/node-1\nnode/node-2\n"
+    );
+    run(&[
+        "wait",
+        "-n",
+        "rok",
+        "--for=jsonpath={.status.phase}=Running",
+        "rokcluster/rok",
+        "--timeout=20s",
+    ])
+    .await;
+    let _ = child.kill().await;
+}
