@@ -73,6 +73,13 @@ pub(super) fn sled_error(path: &Path, e: sled::Error) -> StoreError {
             path: path.to_path_buf(),
             source,
         },
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: match at {
+                Some(at) => format!("sled found damaged data in its log (at {at:?})"),
+                None => "sled found damaged data in its log or snapshot".into(),
+            },
+        },
         other => StoreError::Corrupt {
             path: path.to_path_buf(),
             detail: other.to_string(),
