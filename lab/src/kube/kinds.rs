@@ -233,6 +233,57 @@ impl KindTable {
         }
     }
 
+    /// Aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`): the core group
+    /// for `/api` (`core`), every other group for `/apis`.
+    pub fn aggregated(&self, core: bool) -> Value {
+        let mut groups: Vec<String> = Vec::new();
+        for t in &self.types {
+            if (t.group.is_empty() == core) && !groups.contains(&t.group) {
+                groups.push(t.group.clone());
+            }
+        }
+        let items: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                let versions: Vec<Value> = self
+                    .versions_of(g)
+                    .iter()
+                    .map(|v| {
+                        let resources: Vec<Value> = self
+                            .types
+                            .iter()
+                            .filter(|t| &t.group == g && &t.version == v)
+                            .map(|t| {
+                                let subs: Vec<Value> = t
+                                    .subresources
+                                    .iter()
+                                    .map(|s| {
+                                        let (group, version, kind, verbs) = match s.as_str() {
+                                            "scale" => ("autoscaling", "v1", "Scale", json!(["get", "patch", "update"])),
+                                            "eviction" => ("policy", "v1", "Eviction", json!(["create"])),
+                                            "log" => ("", "v1", "Pod", json!(["get"])),
+                                            "status" => (t.group.as_str(), t.version.as_str(), t.kind.as_str(), json!(["get", "patch", "update"])),
+                                            _ => (t.group.as_str(), t.version.as_str(), t.kind.as_str(), json!(["create", "get"])),
+                                        };
+                                        json!({"subresource": s, "responseKind": {"group": group, "version": version, "kind": kind}, "verbs": verbs})
+                                    })
+                                    .collect();
+                                json!({
+                                    "resource": t.plural, "responseKind": {"group": t.group, "version": t.version, "kind": t.kind},
+                                    "scope": if t.namespaced { "Namespaced" } else { "Cluster" }, "singularResource": t.singular,
+                                    "verbs": t.verbs, "shortNames": t.short_names, "subresources": subs,
+                                })
+                            })
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g}, "versions": versions})
+            })
+            .collect();
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+    }
+
     fn doc(&self, path: &str) -> Option<Value> {
         self.docs
             .iter()

@@ -210,6 +210,13 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=APIGroupDiscoveryList") && a.contains("v=v2"))
+}
+
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -248,6 +255,22 @@ async fn route(
         match parse_target(&w, path)? {
             Some(t) => t,
             None => {
+                let trimmed = path.trim_end_matches('/');
+                if method == Method::GET
+                    && (trimmed == "/api" || trimmed == "/apis")
+                    && wants_aggregated(headers)
+                {
+                    let doc = w.kinds.aggregated(trimmed == "/api");
+                    return Ok((
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                        )],
+                        doc.to_string(),
+                    )
+                        .into_response());
+                }
                 return match (method, w.kinds.discovery(path)) {
                     (&Method::GET, Some(doc)) => Ok(json_response(200, &doc)),
                     _ => Err(not_found_path()),

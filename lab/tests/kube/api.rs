@@ -80,6 +80,45 @@ async fn discovery_serves_builtin_kinds_and_established_crds() {
 }
 
 #[tokio::test]
+async fn aggregated_discovery_matches_legacy_discovery() {
+    let (_cluster, client) = start(1).await;
+    let discovery = Discovery::new(client)
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery runs");
+    for (g, v, k, plural) in [
+        ("", "v1", "Pod", "pods"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        ),
+    ] {
+        let (ar, caps) = discovery
+            .resolve_gvk(&GroupVersionKind::gvk(g, v, k))
+            .expect("served");
+        assert_eq!(
+            (ar.plural.as_str(), caps.scope),
+            (plural, Scope::Namespaced)
+        );
+    }
+    let (_, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .expect("pods");
+    let subs: Vec<String> = caps
+        .subresources
+        .iter()
+        .map(|(s, _)| s.plural.clone())
+        .collect();
+    assert!(
+        subs.iter().any(|s| s.ends_with("eviction")) && subs.iter().any(|s| s.ends_with("log")),
+        "{subs:?}"
+    );
+}
+
+#[tokio::test]
 async fn crud_keeps_metadata_and_answers_real_statuses() {
     let (_cluster, client) = start(1).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
