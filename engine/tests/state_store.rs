@@ -835,6 +835,26 @@ fn measure_commit_cost() {
         times[times.len() * 9 / 10],
         times[times.len() * 99 / 100]
     );
+    // One commit of 100 step records (the executor batches concurrent transitions).
+    let mut batches = Vec::new();
+    for b in 0..50u32 {
+        let muts: Vec<Mutation> = (0..100)
+            .map(|i| {
+                let mut s = step("r1", &format!("b{i:03}"), StepState::Succeeded);
+                s.attempts = b;
+                Mutation::Step(s)
+            })
+            .collect();
+        let t = Instant::now();
+        store.commit(&muts).unwrap();
+        batches.push(t.elapsed());
+    }
+    batches.sort();
+    eprintln!(
+        "SledStore::commit of 100 StepRecords in one batch: median {:?} ({:?} per step)",
+        batches[batches.len() / 2],
+        batches[batches.len() / 2] / 100
+    );
     // Raw sled, same size of record: flush only, then flush + fdatasync of its log.
     let raw_dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
     let db = sled::open(raw_dir.path()).unwrap();
