@@ -50,6 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ClusterOptions::default()
     })
     .await?;
+    // `LAB_LOAD_PAUSE=1` measures the API alone, with the controllers paused while creating.
+    let paused = std::env::var("LAB_LOAD_PAUSE").is_ok_and(|v| v == "1");
+    cluster.pause_controllers(paused);
     let kc = Kubeconfig::read_from(cluster.kubeconfig())?;
     let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     config.default_retry = false;
@@ -125,6 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("{:.0} GETs/s", gets as f64 / start.elapsed().as_secs_f64());
 
+    cluster.pause_controllers(false);
     let start = Instant::now();
     let all_running = cluster
         .wait_for(Duration::from_secs(600), |w| {

@@ -64,7 +64,7 @@ pub async fn run(sh: Arc<Shared>) {
             if !progressed {
                 break;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
