@@ -13,6 +13,7 @@
 //!
 //! Values are JSON with a version field `v`.
 
+mod clean;
 mod codec;
 mod open;
 
@@ -35,10 +36,24 @@ use open::{guard, sled_error};
 /// own crash-ordering record (sled#1077, #1452): a power loss is not tested here, only
 /// SIGKILL. Output ([`RunStore::append_output`]) is durable with the next commit.
 ///
+/// Measured (release build, 2 shared cores, ext4 on a virtual disk): a commit of one step
+/// record takes about 0.2–0.35 ms median, of which the fdatasync is about 0.1–0.2 ms (its
+/// tail reaches milliseconds when the disk is busy); a batch of 100 step records about
+/// 1 ms. Batching concurrent transitions into one commit is what makes wide plans fast.
+///
 /// # Opening
-/// An existing store is checked first, on a copy, so a damaged one is reported and left
-/// byte for byte as it was (see [`StoreError::Corrupt`]); opening costs a copy of the
-/// database (a few MB at most for the few thousand records of a run).
+/// An existing store is checked first, on a copy in the temp directory, so that a damaged
+/// one is reported and left byte for byte as it was (see [`StoreError::Corrupt`]): sled
+/// has no read-only open and its recovery rewrites what it cannot read. This costs a copy
+/// of the database per open (about 40 ms for a 15 MB store of 10,000 steps). A store that
+/// passes is opened in place, and sled's normal recovery writes follow (zeroing the unused
+/// tail of its log, a new snapshot).
+///
+/// Damage to the log after sled's last snapshot looks to sled like a write torn by a
+/// crash, and sled keeps what comes before it. So a clean close (drop) records how many
+/// records the store held and a digest of them (`<dir>/db.clean`); an open that reads back
+/// anything else refuses the store as damaged. After a crash there is no such record and
+/// sled's recovery is trusted: damage after a crash cannot be told from a torn write.
 #[derive(Debug)]
 pub struct SledStore {
     // Fields drop in order: sled before the lock, so the lock is only released once sled
@@ -143,6 +158,20 @@ impl SledStore {
                 })
                 .collect()
         })
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Leave the clean-close record (see `clean`), so that the next open can tell
+        // damage from a crash. Best effort: without it, the next open trusts sled's
+        // recovery, as after a crash.
+        if let Some(dir) = self.db_path.parent() {
+            let _ = self
+                .make_durable()
+                .and_then(|()| clean::contents(&self.db, &self.db_path))
+                .and_then(|c| clean::write(dir, &c));
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::state::StoreError;
 
+use super::clean;
+
 /// The tree holding the format marker.
 pub(super) const META_TREE: &str = "meta";
 /// The marker's key.
@@ -120,7 +122,9 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
                 return create(dir);
             }
             preflight(&db_path)?;
-            verify_copy(&db_path)?;
+            let expected = clean::read(dir)?;
+            verify_copy(&db_path, expected.as_ref())?;
+            clean::remove(dir)?;
             let db = open_sled(&db_path, false)?;
             check_marker(&db, &db_path)?;
             Ok(db)
@@ -246,7 +250,9 @@ fn writable(path: &Path) -> Result<(), StoreError> {
 
 /// Opens a copy of the database in the temp directory and requires the format marker:
 /// whatever sled's recovery does, it does to the copy.
-fn verify_copy(db_path: &Path) -> Result<(), StoreError> {
+/// With `expected` (the store was closed cleanly), the records read back must be exactly
+/// those it held then.
+fn verify_copy(db_path: &Path, expected: Option<&clean::Contents>) -> Result<(), StoreError> {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -259,7 +265,26 @@ fn verify_copy(db_path: &Path) -> Result<(), StoreError> {
     ));
     let result = copy_dir(db_path, &scratch).and_then(|()| {
         let db = open_sled(&scratch, true)?;
-        check_marker(&db, &scratch)
+        check_marker(&db, &scratch)?;
+        if let Some(expected) = expected {
+            let found = clean::contents(&db, &scratch)?;
+            if found != *expected {
+                let what = if found.records() == expected.records() {
+                    "their contents read back differently".to_string()
+                } else {
+                    format!("{} read back", found.records())
+                };
+                return Err(corrupt(
+                    &scratch,
+                    format!(
+                        "it was closed cleanly holding {} records, but {what}: its files were \
+                         damaged since (sled alone would keep what comes before the damage)",
+                        expected.records(),
+                    ),
+                ));
+            }
+        }
+        Ok(())
     });
     // sled removes a temporary database when its last handle goes; this is in case it
     // failed before that.
