@@ -1,0 +1,180 @@
+//! Manual steps without a terminal: the run pauses (exit 3) after independent work
+//! finished, printing the exact command to continue; running it finishes the run, and the
+//! approval is a record (who, when, the plan's hash). `--yes` approves every manual step.
+
+use crate::support::{Lab, attempts_of, state_of};
+
+const PLAN: &str = r#"
+[plan]
+name = "manual"
+
+[[step]]
+id = "swap-disk"
+type = "manual"
+instructions = "Replace the BOOT disk of the master."
+
+[[step]]
+id = "independent"
+type = "shell"
+run = "sleep 0.3; echo independent >> journal"
+
+[[step]]
+id = "after-swap"
+type = "shell"
+needs = ["swap-disk"]
+run = "echo after-swap >> journal"
+
+[[step]]
+id = "reboot"
+type = "manual"
+needs = ["after-swap"]
+instructions = "Reboot the master."
+"#;
+
+/// The `rok-plan ... resume RUN --approve ID` line printed on stderr.
+#[track_caller]
+fn printed_command(stderr: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("--approve"))
+        .unwrap_or_else(|| panic!("no --approve command printed:\n{stderr}"));
+    let at = line
+        .find("rok-plan")
+        .expect("the command starts with rok-plan");
+    line[at..]
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn without_a_terminal_a_manual_step_pauses_and_the_printed_command_continues() {
+    let lab = Lab::with_plan(PLAN);
+    let out = lab.run(&["execute", "plan.toml"]);
+    out.code(3);
+    assert!(
+        out.stderr.contains("Replace the BOOT disk of the master."),
+        "the instructions are shown:\n{}",
+        out.stderr
+    );
+    let id = lab.run_id();
+    let cmd = printed_command(&out.stderr);
+    assert_eq!(
+        cmd,
+        ["--state", "state", "resume", &id, "--approve", "swap-disk"],
+        "{}",
+        out.stderr
+    );
+    let s = lab.status();
+    assert_eq!(s["run"]["outcome"], "paused");
+    assert_eq!(state_of(&s, "swap-disk"), "awaiting_approval");
+    assert_eq!(state_of(&s, "independent"), "succeeded");
+    assert_eq!(state_of(&s, "after-swap"), "pending");
+    assert_eq!(lab.lines("journal"), ["independent"]);
+    assert_eq!(s["approvals"], serde_json::json!([]));
+
+    // Running the printed command (as the operator `alice`) goes on to the next manual step.
+    let args: Vec<&str> = cmd
+        .iter()
+        .skip(2) // --state state: added by the harness
+        .map(String::as_str)
+        .chain(["--approver", "alice"])
+        .collect();
+    let out = lab.run(&args);
+    out.code(3);
+    let next = printed_command(&out.stderr);
+    assert_eq!(
+        next,
+        ["--state", "state", "resume", &id, "--approve", "reboot"]
+    );
+    assert_eq!(lab.lines("journal"), ["independent", "after-swap"]);
+
+    // The login name approves when no --approver is given.
+    let args: Vec<&str> = next.iter().skip(2).map(String::as_str).collect();
+    let mut c = lab.cmd(&args);
+    c.env("USER", "bob-the-operator").env_remove("LOGNAME");
+    lab.run_cmd(c, &args).code(0);
+
+    let s = lab.status();
+    assert_eq!(s["run"]["outcome"], "succeeded");
+    assert_eq!(state_of(&s, "swap-disk"), "succeeded");
+    assert_eq!(state_of(&s, "reboot"), "succeeded");
+    assert_eq!(attempts_of(&s, "independent"), 1);
+    let hash = s["run"]["plan_hash"].as_str().expect("a plan hash");
+    let approvals = s["approvals"].as_array().expect("approvals");
+    let by = |inst: &str| {
+        approvals
+            .iter()
+            .find(|a| a["instance_id"] == inst)
+            .unwrap_or_else(|| panic!("no approval of {inst}: {approvals:?}"))
+    };
+    assert_eq!(by("swap-disk")["approver"], "alice");
+    assert_eq!(by("reboot")["approver"], "bob-the-operator");
+    for a in approvals {
+        assert_eq!(a["plan_hash"], hash);
+        assert!(a["at_ms"].as_u64().is_some_and(|t| t > 0));
+    }
+    let human = lab.run(&["status"]).code(0).all();
+    assert!(human.contains("swap-disk by alice"), "{human}");
+}
+
+#[test]
+fn without_user_variables_the_approver_is_the_account_name() {
+    let lab = Lab::with_plan(PLAN);
+    let args = [
+        "execute",
+        "plan.toml",
+        "--approve",
+        "swap-disk",
+        "--approve",
+        "reboot",
+    ];
+    let mut c = lab.cmd(&args);
+    c.env_remove("USER").env_remove("LOGNAME");
+    lab.run_cmd(c, &args).code(0);
+    let who = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id runs");
+    let who = String::from_utf8_lossy(&who.stdout).trim().to_string();
+    let s = lab.status();
+    for a in s["approvals"].as_array().expect("approvals") {
+        assert_eq!(a["approver"], who.as_str(), "{s:#}");
+    }
+    assert_eq!(s["approvals"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn yes_approves_every_manual_step() {
+    let lab = Lab::with_plan(PLAN);
+    lab.run(&["execute", "plan.toml", "--yes", "--approver", "lab"])
+        .code(0);
+    let s = lab.status();
+    assert_eq!(s["run"]["outcome"], "succeeded");
+    let mut approved: Vec<&str> = s["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .map(|a| {
+            assert_eq!(a["approver"], "lab");
+            a["instance_id"].as_str().expect("an instance")
+        })
+        .collect();
+    approved.sort();
+    assert_eq!(approved, ["reboot", "swap-disk"]);
+    let mut j = lab.lines("journal");
+    j.sort();
+    assert_eq!(j, ["after-swap", "independent"]);
+}
+
+#[test]
+fn approving_in_advance_only_covers_the_named_step() {
+    let lab = Lab::with_plan(PLAN);
+    let out = lab.run(&["execute", "plan.toml", "--approve", "swap-disk"]);
+    out.code(3);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "swap-disk"), "succeeded");
+    assert_eq!(state_of(&s, "reboot"), "awaiting_approval");
+    assert!(out.stderr.contains("--approve reboot"), "{}", out.stderr);
+}
