@@ -120,6 +120,32 @@ fn a_step_in_doubt_stops_resume_until_the_operator_decides_to_rerun() {
 }
 
 #[test]
+fn the_decision_commands_printed_for_a_step_in_doubt_name_the_state_store() {
+    // The operator copies the printed command: it must reach the same store.
+    let lab = killed_where(CHAIN, |s| state_of(s, "migrate") == "running");
+    let id = lab.run_id();
+    let out = lab.run(&["resume"]);
+    out.code(3);
+    for how in ["--assume-done migrate", "--rerun migrate"] {
+        assert!(
+            out.stderr
+                .contains(&format!("rok-plan --state state resume {id} {how}")),
+            "the printed command lacks --state:\n{}",
+            out.stderr
+        );
+    }
+    let out = lab.run(&["resume", "--assume-done", "migrate"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "rok-plan --state state resume {id} --rerun migrate"
+        )),
+        "the printed command lacks --state:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn assume_done_settles_a_step_whose_outputs_nobody_reads() {
     let lab = killed_where(CHAIN, |s| state_of(s, "notify") == "running");
     let out = lab.run(&["resume"]);

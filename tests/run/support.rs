@@ -148,14 +148,18 @@ impl Lab {
     }
 
     /// Runs a prepared command (from [`Lab::cmd`]) to its end.
+    /// A command that has not ended after [`LIMIT`] is killed and the test fails, so that a
+    /// hanging run fails the suite instead of stalling it.
     pub(crate) fn run_cmd(&self, mut cmd: Command, args: &[&str]) -> Out {
-        let out = cmd.output().expect("rok-plan runs");
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            command: format!("rok-plan --state state {}", args.join(" ")),
-        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rok-plan starts");
+        let command = format!("rok-plan --state state {}", args.join(" "));
+        let (mut out, _) = wait_with_deadline_named(child, LIMIT, &command);
+        out.command = command;
+        out
     }
 
     /// Starts a command in the background, its output piped.
@@ -230,9 +234,17 @@ pub(crate) fn signal(child: &Child, sig: i32) {
     }
 }
 
+/// How long one command may take before the test calls it hung.
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
+
 /// Waits for a child with a deadline; returns its output and how long it took.
 #[track_caller]
 pub(crate) fn wait_with_deadline(child: Child, limit: Duration) -> (Out, Duration) {
+    wait_with_deadline_named(child, limit, "rok-plan (background)")
+}
+
+#[track_caller]
+fn wait_with_deadline_named(child: Child, limit: Duration, command: &str) -> (Out, Duration) {
     let start = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     let id = child.id();
@@ -246,7 +258,7 @@ pub(crate) fn wait_with_deadline(child: Child, limit: Duration) -> (Out, Duratio
             unsafe {
                 libc::kill(id as i32, libc::SIGKILL);
             }
-            panic!("rok-plan did not exit within {limit:?}");
+            panic!("`{command}` did not exit within {limit:?}");
         }
     };
     (
@@ -254,7 +266,7 @@ pub(crate) fn wait_with_deadline(child: Child, limit: Duration) -> (Out, Duratio
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            command: "rok-plan (background)".into(),
+            command: command.to_string(),
         },
         start.elapsed(),
     )
