@@ -58,7 +58,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(e) => {
-            report_error(&e, output);
+            report_error(&e, output, &flags.state_flag());
             e.exit_code().into()
         }
     }
@@ -84,7 +84,11 @@ impl Flags {
     }
 }
 
-fn report_error(e: &CliError, output: OutputFormat) {
+fn report_error(e: &CliError, output: OutputFormat, state_flag: &str) {
+    // The commands a help suggests must reach the same store as this one did.
+    let help = e
+        .help()
+        .map(|h| h.replace("rok-plan resume ", &format!("rok-plan{state_flag} resume ")));
     match (e, output) {
         (CliError::Plan(d), OutputFormat::Json) => {
             let doc = serde_json::json!({ "version": 1, "error": "invalid", "diagnostics": diagnostics::to_json(d) });
@@ -92,12 +96,12 @@ fn report_error(e: &CliError, output: OutputFormat) {
         }
         (CliError::Plan(d), OutputFormat::Human) => diagnostics::print_human(d),
         (other, OutputFormat::Json) => {
-            let doc = serde_json::json!({ "version": 1, "error": other.to_string(), "help": other.help() });
+            let doc = serde_json::json!({ "version": 1, "error": other.to_string(), "help": help });
             let _ = crate::report::stdout::print_line(&doc.to_string());
         }
         (other, OutputFormat::Human) => {
             eprintln!("error: {other}");
-            if let Some(help) = other.help() {
+            if let Some(help) = help {
                 for (n, line) in help.lines().enumerate() {
                     eprintln!("{}{line}", if n == 0 { "  help: " } else { "        " });
                 }
