@@ -178,3 +178,37 @@ fn approving_in_advance_only_covers_the_named_step() {
     assert_eq!(state_of(&s, "reboot"), "awaiting_approval");
     assert!(out.stderr.contains("--approve reboot"), "{}", out.stderr);
 }
+
+#[test]
+fn an_approval_for_an_unknown_step_is_refused_before_anything_runs() {
+    let lab = Lab::with_plan(PLAN);
+    // A typo in `execute --approve`: refused, nothing runs, no run is recorded.
+    let out = lab.run(&["execute", "plan.toml", "--approve", "swap-dsk"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("swap-dsk") && out.stderr.contains("`swap-disk`"),
+        "the closest manual step is suggested:\n{}",
+        out.stderr
+    );
+    assert!(lab.lines("journal").is_empty());
+    let runs = lab.run(&["--output", "json", "runs"]);
+    if runs.code == Some(0) {
+        assert_eq!(runs.json()["runs"], serde_json::json!([]));
+    }
+
+    // A typo in `resume --approve`: refused, the run stays as it was.
+    lab.run(&["execute", "plan.toml"]).code(3);
+    let before = lab.status();
+    let out = lab.run(&["resume", "--approve", "swap-dsk"]);
+    out.code(2);
+    assert!(out.stderr.contains("`swap-disk`"), "{}", out.stderr);
+    let after = lab.status();
+    assert_eq!(before["steps"], after["steps"]);
+    assert_eq!(lab.lines("journal"), ["independent"]);
+
+    // Approving a step that is not manual is a mistake too.
+    let out = lab.run(&["resume", "--approve", "after-swap"]);
+    out.code(2);
+    assert!(out.stderr.contains("after-swap"), "{}", out.stderr);
+    assert_eq!(lab.status()["steps"], before["steps"]);
+}
