@@ -7,6 +7,7 @@ use indicatif::MultiProgress;
 use rok_plan_engine::exec::{ApprovalPolicy, PreApproved};
 
 use crate::cli::args::RunArgs;
+use crate::exit::CliError;
 
 /// `--approve`/`--yes` first; then, on a terminal, ask.
 pub(crate) struct CliApprovals {
@@ -99,4 +100,30 @@ impl ApprovalPolicy for CliApprovals {
         matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
             .then(|| self.pre.approver.clone())
     }
+}
+
+/// Refuses `--approve ID` naming no manual step instance of the plan: a typo would
+/// otherwise be ignored silently and the step would pause again.
+pub(crate) fn check_approve_ids(
+    args: &RunArgs,
+    plan: &rok_plan_engine::Plan,
+    graph: &rok_plan_engine::graph::ExecutionGraph,
+) -> Result<(), CliError> {
+    let manual: Vec<&str> = graph
+        .instances
+        .iter()
+        .filter(|i| plan.steps[i.step].type_name.value == "manual")
+        .map(|i| i.id.as_str())
+        .collect();
+    for id in &args.approve {
+        if !manual.contains(&id.as_str()) {
+            let hint = rok_plan_engine::diagnostic::did_you_mean(id, manual.iter().copied())
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            return Err(CliError::Usage(format!(
+                "--approve {id}: the plan has no manual step instance `{id}`{hint}"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use rok_plan_engine::params::Params;
 use rok_plan_engine::state::{RunOutcome, RunStore};
 use tokio::sync::mpsc;
 
-use crate::cli::approve::CliApprovals;
+use crate::cli::approve::{CliApprovals, check_approve_ids};
 use crate::cli::args::{ExecuteArgs, RunArgs};
 use crate::cli::load::load;
 use crate::cli::{Flags, OutputFormat, store};
@@ -18,6 +18,7 @@ use crate::report::progress::HumanReporter;
 
 pub(crate) fn run(args: &ExecuteArgs, flags: &Flags) -> Result<ExitCode, CliError> {
     let loaded = load(&args.plan, &args.params)?;
+    check_approve_ids(&args.run, &loaded.plan, &loaded.graph)?;
     let store = store::open(&flags.state, flags.force_unlock)?;
     if !args.new {
         let unfinished = store

@@ -3,9 +3,11 @@
 use std::path::Path;
 
 use rok_plan_engine::exec::ResumeOptions;
+use rok_plan_engine::graph::expand;
 use rok_plan_engine::params::{ParamInputs, resolve_params};
 use rok_plan_engine::{PlanSource, load_plan};
 
+use crate::cli::approve::check_approve_ids;
 use crate::cli::args::ResumeArgs;
 use crate::cli::execute::{Action, drive};
 use crate::cli::{Flags, store};
@@ -53,6 +55,7 @@ pub(crate) fn run(args: &ResumeArgs, flags: &Flags) -> Result<ExitCode, CliError
         inputs = inputs.set(s.clone());
     }
     let params = resolve_params(&plan, &inputs)?;
+    check_approve_ids(&args.run, &plan, &expand(&plan, &params)?)?;
     let options = ResumeOptions {
         assume_done: args.assume_done.clone(),
         rerun: args.rerun.clone(),
