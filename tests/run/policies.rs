@@ -448,3 +448,92 @@ fn finally_steps_run_after_a_success_and_run_failed_is_false() {
     assert_eq!(state_of(&s, "alert"), "skipped");
     assert_eq!(lab.lines("journal"), ["work", "later", "uncordon"]);
 }
+
+#[test]
+fn parallel_bounds_how_many_steps_run_at_once() {
+    // Each step records how many steps were inside the critical window when it entered.
+    let mut plan = String::from("[plan]\nname = \"wide\"\n");
+    for n in 0..6 {
+        plan.push_str(&format!(
+            "[[step]]\nid = \"s{n}\"\ntype = \"shell\"\nrun = \"mkdir -p inside; touch inside/s{n}; ls inside | wc -l >> seen; sleep 0.2; rm inside/s{n}\"\n"
+        ));
+    }
+    let lab = Lab::with_plan(&plan);
+    lab.run(&["execute", "plan.toml", "--parallel", "2"])
+        .code(0);
+    let seen: Vec<u32> = lab
+        .lines("seen")
+        .iter()
+        .map(|l| l.trim().parse().expect("a count"))
+        .collect();
+    assert_eq!(seen.len(), 6);
+    assert!(
+        seen.iter().all(|&n| n <= 2),
+        "more than 2 at once: {seen:?}"
+    );
+    assert!(seen.contains(&2), "never 2 at once: {seen:?}");
+}
+
+#[test]
+fn a_group_skipped_by_when_skips_every_instance_and_dependents_still_run() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "skipped-group"
+
+[params.nodes]
+type = "list"
+default = ["node 1", "n2"]
+
+[params.enabled]
+type = "boolean"
+default = false
+
+[[group]]
+id = "nodes"
+for_each = "params.nodes"
+when = "params.enabled"
+
+[[step]]
+id = "drain"
+group = "nodes"
+type = "shell"
+run = "echo drain >> journal"
+
+[[step]]
+id = "done"
+type = "shell"
+needs = ["nodes"]
+run = "echo done >> journal"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(0);
+    let s = lab.status();
+    // "node 1" is not a plain word: the instance is named by its index.
+    assert_eq!(state_of(&s, "nodes/0/drain"), "skipped");
+    assert_eq!(state_of(&s, "nodes/n2/drain"), "skipped");
+    assert_eq!(state_of(&s, "done"), "succeeded");
+    assert_eq!(lab.lines("journal"), ["done"]);
+}
+
+#[test]
+fn a_timed_out_attempt_is_retried_and_counted() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "timeout-retry"
+
+[[step]]
+id = "slow-then-fast"
+type = "shell"
+timeout = "300ms"
+retry = { attempts = 3, delay = "10ms" }
+run = "echo try >> tries; if [ $(wc -l < tries) -lt 2 ]; then sleep 30; fi"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(0);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "slow-then-fast"), "succeeded");
+    assert_eq!(attempts_of(&s, "slow-then-fast"), 2);
+    assert_eq!(lab.lines("tries").len(), 2);
+}

@@ -181,3 +181,41 @@ fn a_second_ctrl_c_kills_at_once_and_assume_done_settles_the_step() {
     assert_eq!(state_of(&s, "after"), "succeeded");
     assert_eq!(lab.lines("journal"), ["quick", "start", "after"]);
 }
+
+#[test]
+fn finally_steps_wait_for_the_resume_that_finishes_an_interrupted_run() {
+    let plan = r#"
+[plan]
+name = "finally-after-interrupt"
+
+[[step]]
+id = "long"
+type = "shell"
+idempotent = true
+run = "echo start >> journal; sleep $(cat delay)"
+
+[[step]]
+id = "uncordon"
+type = "shell"
+finally = true
+run = "echo uncordon >> journal"
+"#;
+    let lab = Lab::with_plan(plan);
+    lab.write("delay", "30");
+    let child = lab.spawn(&["execute", "plan.toml", "--grace", "1s"]);
+    lab.wait_for_line("journal", "start");
+    signal(&child, libc::SIGINT);
+    let (out, _) = wait_with_deadline(child, Duration::from_secs(10));
+    out.code(130);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "uncordon"), "pending");
+    assert_eq!(lab.lines("journal"), ["start"]);
+
+    // Idempotent: rerun without asking; then the finally step runs, once.
+    lab.write("delay", "0");
+    lab.run(&["resume"]).code(0);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "long"), "succeeded");
+    assert_eq!(state_of(&s, "uncordon"), "succeeded");
+    assert_eq!(lab.lines("journal"), ["start", "start", "uncordon"]);
+}
