@@ -155,3 +155,67 @@ fn execute_refuses_while_a_run_of_the_plan_is_unfinished_and_new_starts_another(
     ok.run(&["execute", "plan.toml"]).code(0);
     ok.run(&["execute", "plan.toml"]).code(0);
 }
+
+#[test]
+fn a_changed_manual_step_needs_a_new_approval() {
+    let plan = r#"
+[plan]
+name = "approval-change"
+
+[[step]]
+id = "swap"
+type = "manual"
+instructions = "Swap the disk."
+
+[[step]]
+id = "after"
+type = "shell"
+needs = ["swap"]
+run = "echo after >> journal; test -f ok"
+"#;
+    let lab = Lab::with_plan(plan);
+    lab.run(&[
+        "execute",
+        "plan.toml",
+        "--approve",
+        "swap",
+        "--approver",
+        "alice",
+    ])
+    .code(1);
+    let old_hash = lab.status()["run"]["plan_hash"].clone();
+    lab.write("ok", "");
+
+    // An unchanged manual step keeps its approval across a plan change elsewhere...
+    lab.write("plan.toml", &plan.replace("echo after", "echo after-v2"));
+    let s = lab.status();
+    assert_eq!(state_of(&s, "swap"), "succeeded");
+    // ...but when its instructions change, the approval given for the old text is void.
+    lab.write(
+        "plan.toml",
+        &plan.replace("Swap the disk.", "Swap the BOOT disk."),
+    );
+    let out = lab.run(&["resume", "--allow-plan-change"]);
+    out.code(3);
+    assert!(out.stderr.contains("--approve swap"), "{}", out.stderr);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "swap"), "awaiting_approval");
+    assert_eq!(lab.count("journal", "after"), 1);
+
+    lab.run(&["resume", "--approve", "swap", "--approver", "bob"])
+        .code(0);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "after"), "succeeded");
+    let new_hash = &s["run"]["plan_hash"];
+    let bob = s["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .find(|a| a["approver"] == "bob")
+        .unwrap_or_else(|| panic!("bob's approval is recorded: {s:#}"));
+    assert_ne!(
+        bob["plan_hash"], old_hash,
+        "recorded with the new plan's hash"
+    );
+    let _ = new_hash;
+}

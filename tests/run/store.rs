@@ -152,3 +152,20 @@ fn every_sled_file_overwritten_is_refused_and_left_untouched() {
         }
     });
 }
+
+#[test]
+fn resume_without_a_store_says_so_and_creates_nothing() {
+    // The operator is in the wrong directory (or forgot --state).
+    let lab = Lab::new();
+    let out = lab.run(&["resume"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("no state store"),
+        "the message says there is no store here:\n{}",
+        out.stderr
+    );
+    assert!(!lab.state().exists(), "resume created a store");
+    let out = lab.run(&["resume", "some-run"]);
+    out.code(2);
+    assert!(!lab.state().exists(), "resume RUN created a store");
+}
