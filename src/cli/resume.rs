@@ -14,7 +14,8 @@ use crate::cli::{Flags, store};
 use crate::exit::{CliError, ExitCode};
 
 pub(crate) fn run(args: &ResumeArgs, flags: &Flags) -> Result<ExitCode, CliError> {
-    let store = store::open(&flags.state, flags.force_unlock)?;
+    // A run to resume lives in an existing store: do not create one where there is none.
+    let store = store::open_existing(&flags.state, flags.force_unlock)?;
     let record = store::find_run(
         &*store,
         args.run_id.as_deref(),
