@@ -60,12 +60,25 @@ pub(crate) struct Finished {
     pub(crate) records: Vec<StepRecord>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Yes,
+    /// Not in this phase (finally, abort, interrupt).
+    NotNow,
+    /// Its element of this unit is not admitted yet.
+    Held(usize, usize),
+}
+
 enum Msg {
     Attempt(AttemptMsg),
     RetryDue(usize),
 }
 
 struct UnitState {
+    /// Ready instances waiting for their element to be admitted, by element: released
+    /// when that element starts or a slot frees, so that a rolling group of a thousand
+    /// elements is not rescanned on every pass.
+    held: BTreeMap<usize, Vec<usize>>,
     started: Vec<bool>,
     remaining: Vec<usize>,
     active: u32,
@@ -96,6 +109,12 @@ pub(crate) struct Dispatcher<'e> {
     commits: u64,
     redactor: Arc<Redactor>,
     templates: Templates,
+    /// Per plan step: whether any of its templates mentions `steps` (else its context
+    /// needs no walk over its dependencies, which is quadratic on long chains).
+    reads_steps: Vec<bool>,
+    /// The parameters as templates see them, built once (a long list parameter would
+    /// otherwise be copied for every instance).
+    params_value: Value,
     emit: &'e mut (dyn FnMut(&RunEvent) + Send),
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -144,6 +163,7 @@ impl<'e> Dispatcher<'e> {
             .units
             .iter()
             .map(|u| UnitState {
+                held: BTreeMap::new(),
                 started: vec![false; u.elements.len()],
                 remaining: vec![0; u.elements.len()],
                 active: 0,
@@ -179,6 +199,24 @@ impl<'e> Dispatcher<'e> {
         let redactor = Arc::new(Redactor::new(s.params.secret_values()));
         let (tx, rx) = mpsc::unbounded_channel();
         let output_seq = vec![0; n];
+        let params_value = s.params.to_template_value(false);
+        let reads_steps = s
+            .plan
+            .steps
+            .iter()
+            .map(|step| {
+                let texts = crate::plan::check::template_fields(step, &s.registry);
+                texts.iter().any(|(t, _, _)| t.contains("steps"))
+                    || step
+                        .when
+                        .as_ref()
+                        .is_some_and(|w| w.value.contains("steps"))
+                    || s.plan
+                        .groups
+                        .iter()
+                        .any(|g| g.when.as_ref().is_some_and(|w| w.value.contains("steps")))
+            })
+            .collect();
         Self {
             s,
             run,
@@ -202,6 +240,8 @@ impl<'e> Dispatcher<'e> {
             commits: 0,
             redactor,
             templates: Templates::new(),
+            reads_steps,
+            params_value,
             emit,
             tx,
             rx,
@@ -362,42 +402,74 @@ impl<'e> Dispatcher<'e> {
     }
 
     fn may_start(&self, i: usize) -> bool {
+        self.admission(i) == Admission::Yes
+    }
+
+    fn admission(&self, i: usize) -> Admission {
         let inst = &self.s.graph.instances[i];
         if inst.finally {
             if !self.finally_phase {
-                return false;
+                return Admission::NotNow;
             }
         } else if self.regular_blocked() || self.finally_phase {
-            return false;
+            return Admission::NotNow;
         }
-        inst.units.iter().all(|&(u, e)| {
+        for &(u, e) in &inst.units {
             let unit = &self.units[u];
-            unit.started[e]
+            let admitted = unit.started[e]
                 || (!unit.stopped
                     && self.s.graph.units[u]
                         .max_parallel
-                        .is_none_or(|m| unit.active < m))
-        })
+                        .is_none_or(|m| unit.active < m));
+            if !admitted {
+                return Admission::Held(u, e);
+            }
+        }
+        Admission::Yes
     }
 
     fn start_ready(&mut self) {
-        let candidates: Vec<usize> = self.ready.iter().copied().collect();
-        for i in candidates {
-            if self.running >= self.s.parallel.max(1) {
-                break;
-            }
-            if !self.may_start(i) {
-                continue;
-            }
-            self.ready.remove(&i);
-            for &(u, e) in &self.s.graph.instances[i].units.clone() {
-                let unit = &mut self.units[u];
-                if !unit.started[e] {
-                    unit.started[e] = true;
-                    unit.active += 1;
+        // Starting an instance can end it at once (a `when` that is false, a field that
+        // cannot be rendered) and make its dependents ready; no attempt message would come
+        // to wake the loop for them, so they are started in the same pass.
+        loop {
+            let mut progress = false;
+            let candidates: Vec<usize> = self.ready.iter().copied().collect();
+            for i in candidates {
+                if self.running >= self.s.parallel.max(1) {
+                    return;
                 }
+                if self.records[i].state != StepState::Pending {
+                    // Blocked or decided while it was held.
+                    self.ready.remove(&i);
+                    continue;
+                }
+                match self.admission(i) {
+                    Admission::Yes => {}
+                    Admission::NotNow => continue,
+                    Admission::Held(u, e) => {
+                        self.ready.remove(&i);
+                        self.units[u].held.entry(e).or_default().push(i);
+                        continue;
+                    }
+                }
+                self.ready.remove(&i);
+                for (u, e) in self.s.graph.instances[i].units.clone() {
+                    let unit = &mut self.units[u];
+                    if !unit.started[e] {
+                        unit.started[e] = true;
+                        unit.active += 1;
+                        // The element's other ready instances may start now too.
+                        let released = unit.held.remove(&e).unwrap_or_default();
+                        self.ready.extend(released);
+                    }
+                }
+                self.start(i);
+                progress = true;
             }
-            self.start(i);
+            if !progress || self.ready.is_empty() {
+                return;
+            }
         }
     }
 
@@ -409,7 +481,11 @@ impl<'e> Dispatcher<'e> {
         // Every instance this one (transitively) needs, by step id; a step of the same group
         // element wins over a step of the same id elsewhere.
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<usize> = inst.deps.clone();
+        let mut stack: Vec<usize> = if self.reads_steps[inst.step] {
+            inst.deps.clone()
+        } else {
+            Vec::new()
+        };
         while let Some(d) = stack.pop() {
             if !seen.insert(d) {
                 continue;
@@ -433,7 +509,11 @@ impl<'e> Dispatcher<'e> {
             }
         }
         let run = minijinja::context! { id => self.run.id.clone(), failed => self.run_failed };
-        let params = self.s.params.to_template_value(redact);
+        let params = if redact {
+            self.s.params.to_template_value(true)
+        } else {
+            self.params_value.clone()
+        };
         match &inst.item {
             Some(item) => minijinja::context! {
                 params => params, steps => Value::from(steps), run => run,
@@ -735,6 +815,10 @@ impl<'e> Dispatcher<'e> {
             unit.remaining[e] = unit.remaining[e].saturating_sub(1);
             if unit.remaining[e] == 0 && unit.started[e] {
                 unit.active = unit.active.saturating_sub(1);
+                // A slot is free: the next held element (in list order) may be admitted.
+                if let Some((_, waiting)) = unit.held.pop_first() {
+                    self.ready.extend(waiting);
+                }
             }
         }
     }
