@@ -537,3 +537,36 @@ run = "echo try >> tries; if [ $(wc -l < tries) -lt 2 ]; then sleep 30; fi"
     assert_eq!(attempts_of(&s, "slow-then-fast"), 2);
     assert_eq!(lab.lines("tries").len(), 2);
 }
+
+#[test]
+fn abort_does_not_wait_for_another_step_s_retry_delay() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "abort-retry"
+
+[[step]]
+id = "flaky"
+type = "shell"
+retry = { attempts = 3, delay = "30s" }
+run = "echo flaky >> journal; exit 1"
+
+[[step]]
+id = "fatal"
+type = "shell"
+run = "sleep 0.3; echo fatal >> journal; exit 1"
+"#,
+    );
+    let start = std::time::Instant::now();
+    lab.run(&["execute", "plan.toml"]).code(1);
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the aborted run waited {took:?} for a 30 s retry delay"
+    );
+    let s = lab.status();
+    assert_eq!(s["run"]["outcome"], "failed");
+    assert_eq!(state_of(&s, "fatal"), "failed");
+    assert_eq!(attempts_of(&s, "flaky"), 1);
+    assert_eq!(lab.count("journal", "flaky"), 1);
+}

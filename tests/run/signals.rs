@@ -219,3 +219,37 @@ run = "echo uncordon >> journal"
     assert_eq!(state_of(&s, "uncordon"), "succeeded");
     assert_eq!(lab.lines("journal"), ["start", "start", "uncordon"]);
 }
+
+#[test]
+fn ctrl_c_while_a_step_waits_to_retry_exits_at_once() {
+    let plan = r#"
+[plan]
+name = "retry-wait"
+
+[[step]]
+id = "flaky"
+type = "shell"
+retry = { attempts = 3, delay = "30s" }
+run = "echo try >> journal; test -f ok"
+"#;
+    let lab = Lab::with_plan(plan);
+    let child = lab.spawn(&["execute", "plan.toml", "--grace", "1s"]);
+    lab.wait_for_line("journal", "try");
+    // Let the failure be recorded and the retry scheduled.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let (out, took) = wait_with_deadline(child, Duration::from_secs(40));
+    out.code(130);
+    assert!(
+        took < Duration::from_secs(5),
+        "Ctrl-C waited {took:?} for a 30 s retry delay"
+    );
+    let s = lab.status();
+    assert_eq!(s["run"]["outcome"], "interrupted");
+    assert_eq!(state_of(&s, "flaky"), "pending");
+    assert_eq!(attempts_of(&s, "flaky"), 1);
+
+    lab.write("ok", "");
+    lab.run(&["resume"]).code(0);
+    assert_eq!(lab.lines("journal"), ["try", "try"]);
+}
