@@ -299,7 +299,9 @@ impl<'e> Dispatcher<'e> {
         loop {
             self.start_ready();
             self.flush().await?;
-            if self.running == 0 && self.retries_pending == 0 && self.ready_startable().is_none() {
+            // After an abort or an interrupt no retry will start: its delay is not waited for.
+            let retries_due = self.retries_pending > 0 && !self.regular_blocked();
+            if self.running == 0 && !retries_due && self.ready_startable().is_none() {
                 if !self.finally_phase && !self.interrupted {
                     self.begin_finally();
                     if self.ready_startable().is_some() {
