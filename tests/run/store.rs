@@ -169,3 +169,50 @@ fn resume_without_a_store_says_so_and_creates_nothing() {
     out.code(2);
     assert!(!lab.state().exists(), "resume RUN created a store");
 }
+
+#[test]
+fn a_lock_taken_on_another_host_is_possibly_stale_and_taken_over_only_with_force_unlock() {
+    let lab = Lab::with_plan(SLOW.replace("sleep 20", "true").as_str());
+    lab.run(&["execute", "plan.toml"]).code(0);
+    // As a process on another machine sharing the filesystem would leave it.
+    let foreign = r#"{"host":"db-7.example","pid":4242,"started_at_ms":1795327000000}"#;
+    lab.write("state/lock", foreign);
+    for args in [&["status"][..], &["execute", "plan.toml", "--new"]] {
+        let out = lab.run(args);
+        out.code(2);
+        assert!(
+            out.stderr.contains("process 4242")
+                && out.stderr.contains("db-7.example")
+                && out.stderr.contains("stale")
+                && out.stderr.contains("--force-unlock"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(lab.lines("journal"), ["start"], "nothing ran");
+    lab.run(&["--force-unlock", "execute", "plan.toml", "--new"])
+        .code(0);
+    assert_eq!(lab.lines("journal"), ["start", "start"]);
+    // Released cleanly: no holder is named any more.
+    lab.run(&["status"]).code(0);
+}
+
+#[test]
+fn a_store_left_by_a_killed_process_is_taken_at_once() {
+    let lab = Lab::with_plan(&SLOW.replace("echo start", "echo $$ > step.pid; echo start"));
+    let holder = lab.spawn(&["execute", "plan.toml"]);
+    lab.wait_for_line("journal", "start");
+    crate::support::signal(&holder, libc::SIGKILL);
+    let (out, _) = wait_with_deadline(holder, Duration::from_secs(10));
+    assert_eq!(out.code, None, "killed by a signal");
+    // The orphaned step (its own process group) is not needed any more.
+    if let Ok(pid) = lab.lines("step.pid").concat().parse::<i32>() {
+        // SAFETY: kill(2) on the process group our test's step created.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    // No unlock step: the OS released the lock with its holder.
+    let s = lab.status();
+    assert_eq!(crate::support::state_of(&s, "wait"), "running");
+}
