@@ -276,3 +276,70 @@ fn a_check_decides_a_step_in_doubt_either_way() {
     assert_eq!(lab.count("journal", "install"), 0);
     assert_eq!(lab.count("journal", "last"), 1);
 }
+
+#[test]
+fn rerun_of_a_group_element_reruns_its_steps_and_what_needs_the_group() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "rerun-element"
+
+[params.nodes]
+type = "list"
+default = ["n1", "n2", "n3"]
+
+[[group]]
+id = "nodes"
+for_each = "params.nodes"
+max_parallel = 1
+
+[[step]]
+id = "up"
+group = "nodes"
+type = "shell"
+run = "echo {{ item }}/up >> journal"
+
+[[step]]
+id = "verify"
+group = "nodes"
+needs = ["up"]
+type = "shell"
+run = "echo {{ item }}/verify >> journal"
+
+[[step]]
+id = "final"
+type = "shell"
+needs = ["nodes"]
+run = "echo final >> journal; test -f ok"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(1);
+    lab.write("ok", "");
+    let out = lab.run(&["--output", "json", "resume", "--rerun", "nodes/n2"]);
+    out.code(0);
+    let events = out.events();
+    let rerun = events
+        .iter()
+        .find(|e| e["event"] == "rerunning")
+        .expect("a rerunning event");
+    let mut listed: Vec<&str> = rerun["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["final", "nodes/n2/up", "nodes/n2/verify"]);
+    for (line, n) in [
+        ("n1/up", 1),
+        ("n2/up", 2),
+        ("n2/verify", 2),
+        ("n3/verify", 1),
+        ("final", 2),
+    ] {
+        assert_eq!(lab.count("journal", line), n, "{line}");
+    }
+    let s = lab.status();
+    assert_eq!(attempts_of(&s, "nodes/n1/up"), 1);
+    assert_eq!(attempts_of(&s, "nodes/n2/up"), 2);
+}
