@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Lab, attempts_of, signal, state_of, wait_with_deadline};
+use crate::support::{Lab, attempts_of, signal, signal_job, state_of, wait_with_deadline};
 
 const LONG: &str = r#"
 [plan]
@@ -122,6 +122,8 @@ run = "echo after >> journal"
     assert_eq!(lab.lines("journal"), ["start", "after"]);
 }
 
+/// A terminal's Ctrl-C reaches every process of the foreground job: the steps must not
+/// die of it, but get their grace period like with a signal to rok-plan alone.
 #[test]
 fn an_interrupted_step_that_finished_within_the_grace_period_is_not_in_doubt() {
     let plan = r#"
@@ -140,9 +142,9 @@ needs = ["short"]
 run = "echo after >> journal"
 "#;
     let lab = Lab::with_plan(plan);
-    let child = lab.spawn(&["execute", "plan.toml", "--grace", "10s"]);
+    let child = lab.spawn_job(&["execute", "plan.toml", "--grace", "10s"]);
     lab.wait_for_line("journal", "start");
-    signal(&child, libc::SIGINT);
+    signal_job(&child, libc::SIGINT);
     let (out, _) = wait_with_deadline(child, Duration::from_secs(10));
     out.code(130);
     let s = lab.status();

@@ -171,6 +171,18 @@ impl Lab {
             .expect("rok-plan starts")
     }
 
+    /// Starts a command in the background as the leader of a new process group, as a shell
+    /// starts a foreground job: a terminal's Ctrl-C goes to that whole group.
+    pub(crate) fn spawn_job(&self, args: &[&str]) -> Child {
+        use std::os::unix::process::CommandExt;
+        self.cmd(args)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rok-plan starts")
+    }
+
     /// `status --output json` of the latest run (or `run`).
     #[track_caller]
     pub(crate) fn status(&self) -> Value {
@@ -236,6 +248,15 @@ pub(crate) fn signal(child: &Child, sig: i32) {
 
 /// How long one command may take before the test calls it hung.
 pub(crate) const LIMIT: Duration = Duration::from_secs(30);
+
+/// Sends a signal to a child's whole process group (see [`Lab::spawn_job`]), as a terminal
+/// does on Ctrl-C.
+pub(crate) fn signal_job(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on the process group our own child leads.
+    unsafe {
+        libc::kill(-(child.id() as i32), sig);
+    }
+}
 
 /// Waits for a child with a deadline; returns its output and how long it took.
 #[track_caller]
