@@ -570,3 +570,60 @@ run = "sleep 0.3; echo fatal >> journal; exit 1"
     assert_eq!(attempts_of(&s, "flaky"), 1);
     assert_eq!(lab.count("journal", "flaky"), 1);
 }
+
+#[test]
+fn defaults_apply_to_every_step_that_does_not_set_its_own() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "defaults"
+
+[defaults]
+on_failure = "continue"
+retry = { attempts = 2, delay = "10ms" }
+timeout = "300ms"
+
+[[step]]
+id = "fails"
+type = "shell"
+run = "echo fails >> journal; exit 1"
+
+[[step]]
+id = "after-fails"
+type = "shell"
+needs = ["fails"]
+run = "echo after-fails >> journal"
+
+[[step]]
+id = "hangs"
+type = "shell"
+run = "echo hangs >> journal; sleep 30"
+
+[[step]]
+id = "own-policy"
+type = "shell"
+on_failure = "ignore"
+retry = { attempts = 1 }
+run = "echo own-policy >> journal; exit 1"
+
+[[step]]
+id = "after-own"
+type = "shell"
+needs = ["own-policy"]
+run = "echo after-own >> journal"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(1);
+    let s = lab.status();
+    assert_eq!(state_of(&s, "fails"), "failed");
+    assert_eq!(attempts_of(&s, "fails"), 2);
+    assert_eq!(state_of(&s, "after-fails"), "blocked");
+    assert_eq!(state_of(&s, "hangs"), "failed");
+    assert_eq!(attempts_of(&s, "hangs"), 2);
+    assert_eq!(state_of(&s, "own-policy"), "failed");
+    assert_eq!(attempts_of(&s, "own-policy"), 1);
+    assert_eq!(state_of(&s, "after-own"), "succeeded");
+    assert_eq!(lab.count("journal", "fails"), 2);
+    assert_eq!(lab.count("journal", "hangs"), 2);
+    assert_eq!(lab.count("journal", "own-policy"), 1);
+}
