@@ -201,6 +201,16 @@ run = "echo after >> journal; test -f ok"
     let s = lab.status();
     assert_eq!(state_of(&s, "swap"), "awaiting_approval");
     assert_eq!(lab.count("journal", "after"), 1);
+    // The operator reading `status` is not told that the waiting step is approved.
+    let human = lab.run(&["status"]).code(0).all();
+    let line = human
+        .lines()
+        .find(|l| l.starts_with("approved: swap"))
+        .unwrap_or_else(|| panic!("the old approval is still a record:\n{human}"));
+    assert!(
+        line.contains("earlier version of the plan"),
+        "an approval for the old plan text is shown as void: {line}"
+    );
 
     lab.run(&["resume", "--approve", "swap", "--approver", "bob"])
         .code(0);
