@@ -91,8 +91,14 @@ pub(crate) fn status(args: &StatusArgs, flags: &Flags) -> Result<ExitCode, CliEr
         ));
     }
     for a in snapshot.approvals.values() {
+        // An approval holds for the plan it was given for only.
+        let void = if a.plan_hash == r.plan_hash {
+            ""
+        } else {
+            " (for an earlier version of the plan: void)"
+        };
         out.push_str(&format!(
-            "approved: {} by {} at {}\n",
+            "approved: {} by {} at {}{void}\n",
             a.instance_id,
             a.approver,
             when(a.at_ms)
