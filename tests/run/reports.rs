@@ -205,3 +205,52 @@ fn the_json_event_stream_is_versioned_and_ordered() {
     // Human progress stays off stdout: every line was an event.
     assert!(out.stdout.lines().all(|l| l.starts_with('{')));
 }
+
+#[test]
+fn logs_of_a_step_with_instances_names_them() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "instances"
+
+[params.nodes]
+type = "list"
+default = ["n1", "n2"]
+
+[[group]]
+id = "nodes"
+for_each = "params.nodes"
+
+[[step]]
+id = "upgrade"
+group = "nodes"
+type = "shell"
+run = "echo upgrading {{ item }}"
+
+[[step]]
+id = "ping"
+type = "shell"
+for_each = "params.nodes"
+run = "echo ping {{ item }}"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(0);
+    let id = lab.run_id();
+    let logs = lab.run(&["logs", &id, "nodes/n2/upgrade"]).code(0).all();
+    assert!(logs.contains("upgrading n2"), "{logs}");
+    // The operator names the step as the plan does: its instances are listed.
+    let out = lab.run(&["logs", &id, "upgrade"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("nodes/n1/upgrade") && out.stderr.contains("nodes/n2/upgrade"),
+        "the step's instances are named:\n{}",
+        out.stderr
+    );
+    let out = lab.run(&["logs", &id, "ping"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("ping/n1") && out.stderr.contains("ping/n2"),
+        "{}",
+        out.stderr
+    );
+}
