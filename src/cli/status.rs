@@ -143,12 +143,26 @@ pub(crate) fn logs(args: &LogsArgs, flags: &Flags) -> Result<ExitCode, CliError>
         .load_run(&args.run_id)?
         .ok_or_else(|| CliError::NoRun(format!("no run `{}` in the state store", args.run_id)))?;
     if !snapshot.steps.contains_key(&args.step) {
-        let hint = rok_plan_engine::diagnostic::did_you_mean(
-            &args.step,
-            snapshot.steps.keys().map(String::as_str),
-        )
-        .map(|h| format!("; {h}"))
-        .unwrap_or_default();
+        // A step of a group or with `for_each` has instances (`g/ELEMENT/STEP`, `STEP/ELEMENT`):
+        // an operator naming the step as the plan does is shown them.
+        let instances: Vec<&str> = snapshot
+            .steps
+            .keys()
+            .map(String::as_str)
+            .filter(|i| {
+                i.ends_with(&format!("/{}", args.step)) || i.starts_with(&format!("{}/", args.step))
+            })
+            .collect();
+        let hint = if instances.is_empty() {
+            rok_plan_engine::diagnostic::did_you_mean(
+                &args.step,
+                snapshot.steps.keys().map(String::as_str),
+            )
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default()
+        } else {
+            format!("; its instances: {}", instances.join(", "))
+        };
         return Err(CliError::NoRun(format!(
             "run `{}` has no step instance `{}`{hint}",
             args.run_id, args.step
