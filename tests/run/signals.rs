@@ -255,3 +255,33 @@ run = "echo try >> journal; test -f ok"
     lab.run(&["resume"]).code(0);
     assert_eq!(lab.lines("journal"), ["try", "try"]);
 }
+
+#[test]
+fn json_events_of_an_interrupted_run() {
+    let lab = Lab::with_plan(LONG);
+    lab.write("delay", "30");
+    let child = lab.spawn(&["--output", "json", "execute", "plan.toml", "--grace", "1s"]);
+    lab.wait_for_line("journal", "start");
+    signal(&child, libc::SIGINT);
+    let (out, _) = wait_with_deadline(child, Duration::from_secs(10));
+    out.code(130);
+    let events = out.events();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().expect("an event"))
+        .collect();
+    let interrupting = kinds
+        .iter()
+        .position(|k| *k == "interrupting")
+        .unwrap_or_else(|| panic!("no interrupting event: {kinds:?}"));
+    assert_eq!(events[interrupting]["grace_ms"], 1000);
+    let last = events.last().expect("events");
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["outcome"], "interrupted");
+    assert_eq!(last["in_doubt"], serde_json::json!(["long"]));
+    // Nothing started after the interrupt.
+    assert!(
+        !kinds[interrupting..].contains(&"step_started"),
+        "{kinds:?}"
+    );
+}
