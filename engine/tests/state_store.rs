@@ -377,6 +377,20 @@ fn child_process_entry() {
             }
             std::thread::sleep(Duration::from_secs(60));
         }
+        "fork-then-hold" => {
+            // A child forked to start a step has a copy of every descriptor, the lock's
+            // included, until it execs; this one keeps them for 300 ms, then exits.
+            // SAFETY: the forked child only calls async-signal-safe functions.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    libc::usleep(300_000);
+                    libc::_exit(0);
+                }
+            }
+            println!("forked");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -533,6 +547,21 @@ fn a_store_held_by_another_process_is_refused_naming_it() {
     child.wait().unwrap();
     // Its holder died: the store is free at once.
     SledStore::open(dir.path(), false).unwrap();
+}
+
+#[test]
+fn a_dead_holders_lock_still_held_by_its_forked_child_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut out) = spawn_child("fork-then-hold", dir.path());
+    wait_for_line(&mut out, "forked");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The holder is dead, its grandchild still has the flock for a moment: not `Locked`.
+    let t = Instant::now();
+    let store = SledStore::open(dir.path(), false)
+        .unwrap_or_else(|e| panic!("after {:?}: {e}", t.elapsed()));
+    drop(store);
+    eprintln!("opened after {:?}", t.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -125,15 +125,28 @@ impl StoreLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                    holder: read_live_holder(&path),
-                });
+        // A holder that died on this host may still have its flock held for a moment by a
+        // child it was spawning (the descriptor table is copied until `exec` closes it):
+        // that lock is in transition, not in use, so it is waited for briefly.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let holder = read_live_holder(&path);
+                    let dead_here = holder.host == LockHolder::this_process().host
+                        && !process_alive(holder.pid);
+                    if dead_here && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                        holder,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let me = LockHolder::this_process();
         if let Some(previous) = read_holder(&mut file).map_err(io)? {
@@ -164,6 +177,19 @@ impl Drop for StoreLock {
         let _ = self.file.set_len(0);
         let _ = self.file.sync_data();
     }
+}
+
+/// Whether a process with this pid exists on this host.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn read_holder(file: &mut File) -> std::io::Result<Option<LockHolder>> {
