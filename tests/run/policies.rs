@@ -627,3 +627,54 @@ run = "echo after-own >> journal"
     assert_eq!(lab.count("journal", "hangs"), 2);
     assert_eq!(lab.count("journal", "own-policy"), 1);
 }
+
+#[test]
+fn max_parallel_bounds_the_elements_in_progress() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "max-parallel"
+
+[params.nodes]
+type = "list"
+default = ["n1", "n2", "n3", "n4", "n5"]
+
+[[step]]
+id = "ping"
+type = "shell"
+for_each = "params.nodes"
+max_parallel = 2
+run = "mkdir -p in-ping; touch in-ping/{{ item }}; ls in-ping | wc -l >> ping-seen; sleep 0.3; rm in-ping/{{ item }}"
+
+# An element is in progress from its first step's start to its last step's end.
+[[group]]
+id = "nodes"
+for_each = "params.nodes"
+max_parallel = 2
+
+[[step]]
+id = "drain"
+group = "nodes"
+type = "shell"
+run = "mkdir -p in-group; touch in-group/{{ item }}; ls in-group | wc -l >> group-seen; sleep 0.15"
+
+[[step]]
+id = "uncordon"
+group = "nodes"
+type = "shell"
+needs = ["drain"]
+run = "sleep 0.15; rm in-group/{{ item }}"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(0);
+    for file in ["ping-seen", "group-seen"] {
+        let seen: Vec<u32> = lab
+            .lines(file)
+            .iter()
+            .map(|l| l.trim().parse().expect("a count"))
+            .collect();
+        assert_eq!(seen.len(), 5, "{file}");
+        assert!(seen.iter().all(|&n| n <= 2), "{file}: {seen:?}");
+        assert!(seen.contains(&2), "{file}: never 2 at once: {seen:?}");
+    }
+}
