@@ -212,3 +212,42 @@ fn an_approval_for_an_unknown_step_is_refused_before_anything_runs() {
     assert!(out.stderr.contains("after-swap"), "{}", out.stderr);
     assert_eq!(lab.status()["steps"], before["steps"]);
 }
+
+#[test]
+fn json_events_of_a_pause_name_the_step_and_its_instructions() {
+    let lab = Lab::with_plan(PLAN);
+    let out = lab.run(&["--output", "json", "execute", "plan.toml"]);
+    out.code(3);
+    let events = out.events();
+    let needed = events
+        .iter()
+        .find(|e| e["event"] == "approval_needed")
+        .expect("an approval_needed event");
+    assert_eq!(needed["instance"], "swap-disk");
+    assert_eq!(
+        needed["instructions"],
+        "Replace the BOOT disk of the master."
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["outcome"], "paused");
+    assert_eq!(last["awaiting_approval"], serde_json::json!(["swap-disk"]));
+
+    let out = lab.run(&[
+        "--output",
+        "json",
+        "resume",
+        "--approve",
+        "swap-disk",
+        "--approver",
+        "carol",
+    ]);
+    out.code(3);
+    let approved = out
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "approved")
+        .expect("an approved event");
+    assert_eq!(approved["instance"], "swap-disk");
+    assert_eq!(approved["approver"], "carol");
+}
