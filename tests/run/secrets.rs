@@ -178,3 +178,41 @@ fn secrets_never_reach_the_store_status_logs_or_events_and_must_be_given_again()
         && e["text"].as_str().is_some_and(|t| t.contains("token=***"))));
     store_clean(&lab2);
 }
+
+#[test]
+fn resume_takes_only_secrets_again_not_other_parameters() {
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "fixed-params"
+
+[params.version]
+default = "1.0"
+
+[params.token]
+secret = true
+
+[[step]]
+id = "use"
+type = "shell"
+run = "echo {{ params.version }} >> journal; test -f ok"
+"#,
+    );
+    lab.run(&[
+        "execute",
+        "plan.toml",
+        "--set",
+        "version=2.0",
+        "--set",
+        "token=t0k-x",
+    ])
+    .code(1);
+    lab.write("ok", "");
+    let out = lab.run(&["resume", "--set", "version=3.0", "--set", "token=t0k-x"]);
+    out.code(2);
+    assert!(out.stderr.contains("version"), "{}", out.stderr);
+    lab.run(&["resume", "--set", "token=t0k-x"]).code(0);
+    // The run keeps the value it started with.
+    assert_eq!(lab.lines("journal"), ["2.0", "2.0"]);
+    assert_eq!(lab.status()["run"]["params"]["version"], "2.0");
+}
