@@ -45,9 +45,9 @@ use open::{guard, sled_error};
 /// An existing store is checked first, on a copy in the temp directory, so that a damaged
 /// one is reported and left byte for byte as it was (see [`StoreError::Corrupt`]): sled
 /// has no read-only open and its recovery rewrites what it cannot read. This costs a copy
-/// of the database per open (about 0.1 s for a 15 MB store of 10,000 steps, release build). A store that
-/// passes is opened in place, and sled's normal recovery writes follow (zeroing the unused
-/// tail of its log, a new snapshot).
+/// of the database per open (about 0.1 s for a 15 MB store of 10,000 steps, release
+/// build). A store that passes is opened in place, and sled's normal recovery writes
+/// follow (zeroing the unused tail of its log, a new snapshot).
 ///
 /// Damage to the log after sled's last snapshot looks to sled like a write torn by a
 /// crash, and sled keeps what comes before it. So a clean close (drop) records how many
