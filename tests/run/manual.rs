@@ -251,3 +251,46 @@ fn json_events_of_a_pause_name_the_step_and_its_instructions() {
     assert_eq!(approved["instance"], "swap-disk");
     assert_eq!(approved["approver"], "carol");
 }
+
+#[test]
+fn finally_steps_wait_until_a_paused_run_finishes() {
+    // The node must stay cordoned while the operator does the manual work.
+    let lab = Lab::with_plan(
+        r#"
+[plan]
+name = "pause-finally"
+
+[[step]]
+id = "cordon"
+type = "shell"
+run = "echo cordon >> journal"
+
+[[step]]
+id = "swap"
+type = "manual"
+needs = ["cordon"]
+instructions = "Swap the disk."
+
+[[step]]
+id = "work"
+type = "shell"
+needs = ["swap"]
+run = "echo work >> journal"
+
+[[step]]
+id = "uncordon"
+type = "shell"
+finally = true
+run = "echo uncordon >> journal"
+"#,
+    );
+    lab.run(&["execute", "plan.toml"]).code(3);
+    assert_eq!(
+        lab.lines("journal"),
+        ["cordon"],
+        "a finally step ran while the run was only paused"
+    );
+    assert_eq!(state_of(&lab.status(), "uncordon"), "pending");
+    lab.run(&["resume", "--approve", "swap"]).code(0);
+    assert_eq!(lab.lines("journal"), ["cordon", "work", "uncordon"]);
+}

@@ -678,3 +678,26 @@ run = "sleep 0.15; rm in-group/{{ item }}"
         assert!(seen.contains(&2), "{file}: never 2 at once: {seen:?}");
     }
 }
+
+#[test]
+fn finally_steps_run_again_at_the_end_of_a_resumed_run() {
+    let lab = Lab::with_plan(FINALLY);
+    lab.run(&["execute", "plan.toml"]).code(1);
+    assert_eq!(lab.count("journal", "uncordon"), 1);
+    assert_eq!(lab.count("journal", "alert"), 1);
+    lab.write("ok", "");
+    lab.run(&["resume"]).code(0);
+    let j = lab.lines("journal");
+    // The clean-up runs after the work it cleans up after, on the run's real end.
+    assert_eq!(
+        j[j.len() - 3..],
+        ["work", "later", "uncordon"],
+        "journal: {j:?}"
+    );
+    let s = lab.status();
+    assert_eq!(state_of(&s, "uncordon"), "succeeded");
+    assert_eq!(attempts_of(&s, "uncordon"), 2);
+    // The run did not fail in the end.
+    assert_eq!(state_of(&s, "alert"), "skipped");
+    assert_eq!(lab.count("journal", "alert"), 1);
+}
