@@ -152,18 +152,34 @@ fn effect_line(instance: &str) -> String {
     }
 }
 
-fn has_run(dir: &Path) -> bool {
+/// The outcome of the latest run, if one was recorded.
+fn last_outcome(dir: &Path, point: &str) -> Option<String> {
     let out = rok_plan(dir, &["--output", "json", "runs"])
         .output()
         .expect("runs runs");
+    assert!(
+        out.status.success() || String::from_utf8_lossy(&out.stdout).contains("no state store"),
+        "[{point}] `runs` failed after the kill: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    doc["runs"].as_array().is_some_and(|r| !r.is_empty())
+    doc["runs"]
+        .as_array()
+        .and_then(|r| r.last())
+        .and_then(|r| r["outcome"].as_str())
+        .map(str::to_string)
 }
 
 /// Resumes until the run finishes; returns the decisions taken for steps in doubt.
 fn resume_to_the_end(dir: &Path, point: &str) -> Vec<String> {
     let mut decisions = Vec::new();
-    if !has_run(dir) {
+    let outcome = last_outcome(dir, point);
+    if outcome.as_deref() == Some("succeeded") {
+        // Killed after its last commit, on its way out: the run is complete.
+        return decisions;
+    }
+    if outcome.is_none() {
         // Killed before the run was recorded: nothing can have started.
         assert!(
             journal(dir).is_empty(),
