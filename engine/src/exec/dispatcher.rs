@@ -302,7 +302,10 @@ impl<'e> Dispatcher<'e> {
             // After an abort or an interrupt no retry will start: its delay is not waited for.
             let retries_due = self.retries_pending > 0 && !self.regular_blocked();
             if self.running == 0 && !retries_due && self.ready_startable().is_none() {
-                if !self.finally_phase && !self.interrupted {
+                // Not after an interrupt, nor at a pause: the run goes on later, and its
+                // finally steps run when it really ends (a node stays cordoned while the
+                // operator does the manual work).
+                if !self.finally_phase && !self.interrupted && !self.pausing() {
                     self.begin_finally();
                     if self.ready_startable().is_some() {
                         continue;
@@ -385,6 +388,20 @@ impl<'e> Dispatcher<'e> {
         } else {
             RunOutcome::Paused
         }
+    }
+
+    /// Whether the run stops here only to wait for an approval (nothing failed).
+    fn pausing(&self) -> bool {
+        let failed = self.run_failed
+            || self.records.iter().any(|r| {
+                (r.state == StepState::Failed && !r.failure_ignored)
+                    || r.state == StepState::Blocked
+            });
+        !failed
+            && self
+                .records
+                .iter()
+                .any(|r| r.state == StepState::AwaitingApproval)
     }
 
     fn begin_finally(&mut self) {
