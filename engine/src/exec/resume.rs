@@ -226,6 +226,25 @@ pub(crate) fn prepare(
         }
         records.push(r);
     }
+    // A resume that has work to do ends the run anew: its finally steps run again at that
+    // end, after the work they clean up after (a node uncordoned when the run failed is
+    // cordoned again by the rerun work, and must be uncordoned once more).
+    let done = |r: &StepRecord| {
+        r.state.is_success() || (r.state == StepState::Failed && r.failure_ignored)
+    };
+    let reopened = graph
+        .instances
+        .iter()
+        .zip(&records)
+        .any(|(inst, r)| !inst.finally && !done(r));
+    if reopened {
+        for (i, (inst, r)) in graph.instances.iter().zip(records.iter_mut()).enumerate() {
+            if inst.finally && r.state != StepState::Running && !assume.contains(&i) {
+                r.state = StepState::Pending;
+                r.failure_ignored = false;
+            }
+        }
+    }
     if !in_doubt.is_empty() {
         return Err(ExecError::InDoubt {
             run: run.clone(),
