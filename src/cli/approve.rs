@@ -55,9 +55,13 @@ fn passwd_name() -> Option<String> {
 }
 
 impl CliApprovals {
+    /// Whether manual steps are asked about at a prompt.
+    pub(crate) fn interactive(args: &RunArgs) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !args.yes
+    }
+
     pub(crate) fn new(args: &RunArgs, progress: Option<MultiProgress>) -> Arc<Self> {
-        let interactive =
-            std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !args.yes;
+        let interactive = Self::interactive(args);
         Arc::new(Self {
             pre: PreApproved {
                 approver: args.approver.clone().unwrap_or_else(login_name),
@@ -79,9 +83,13 @@ impl ApprovalPolicy for CliApprovals {
         let progress = self.prompt.clone()?;
         // One question at a time, even when several manual steps wait at once.
         let _turn = self.asking.lock().await;
-        let question = format!(
-            "Approve `{instance}` (done as instructed)? Type yes to approve, anything else to pause: "
-        );
+        // The instructions are part of the question: the operator must read them before
+        // answering, and progress output is suspended while asking.
+        let mut question = format!("⏸ {instance} needs an operator:\n");
+        for line in instructions.lines() {
+            question.push_str(&format!("    {line}\n"));
+        }
+        question.push_str(&format!("Approve `{instance}` (done as instructed)? Type yes to approve, anything else to pause: "));
         let answer = tokio::task::spawn_blocking(move || {
             let ask = || {
                 eprint!("{question}");

@@ -80,7 +80,10 @@ pub(crate) fn drive(
         flags.quiet,
         flags.state_flag(),
     ));
-    let progress = reporter.lock().ok().and_then(|r| r.multi());
+    let progress = reporter.lock().ok().and_then(|mut r| {
+        r.set_prompting(CliApprovals::interactive(run));
+        r.multi()
+    });
     let approvals = CliApprovals::new(run, progress);
     let fault = std::env::var("ROK_PLAN_TEST_KILL_AFTER_COMMITS")
         .ok()

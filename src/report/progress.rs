@@ -14,6 +14,8 @@ pub(crate) struct HumanReporter {
     bars: Option<MultiProgress>,
     running: HashMap<String, ProgressBar>,
     verbose: bool,
+    /// Manual steps are asked about at a prompt that shows their instructions.
+    prompting: bool,
     quiet: bool,
     state_flag: String,
 }
@@ -37,9 +39,15 @@ impl HumanReporter {
             bars,
             running: HashMap::new(),
             verbose,
+            prompting: false,
             quiet,
             state_flag,
         }
+    }
+
+    /// Instructions of manual steps are shown by the approval prompt, not here.
+    pub(crate) fn set_prompting(&mut self, yes: bool) {
+        self.prompting = yes;
     }
 
     /// The progress display, for prompts that must not be drawn over.
@@ -151,6 +159,9 @@ impl HumanReporter {
                 instructions,
             } => {
                 self.finish_bar(instance);
+                if self.prompting {
+                    return;
+                }
                 self.say(&format!("⏸ {instance} needs an operator:"));
                 for l in instructions.lines() {
                     self.say(&format!("    {l}"));
