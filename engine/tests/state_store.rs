@@ -345,6 +345,15 @@ fn child_process_entry() {
         return;
     };
     let dir = std::path::PathBuf::from(std::env::var(CHILD_DIR).unwrap());
+    if mode == "open" {
+        // Run as an unprivileged user by the parent: report how the open ended.
+        match SledStore::open(&dir, false) {
+            Err(StoreError::Io { .. } | StoreError::Corrupt { .. }) => println!("refused"),
+            Err(other) => println!("refused otherwise: {other}"),
+            Ok(_) => println!("opened"),
+        }
+        return;
+    }
     let store = SledStore::open(&dir, false).unwrap();
     match mode.as_str() {
         "hold" => {
@@ -763,17 +772,89 @@ fn a_sled_database_that_is_not_ours_is_refused() {
     assert!(err.to_string().contains("not a rok-plan store"), "{err}");
 }
 
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::chown(path, Some(id), Some(id)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), id);
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_store_is_an_error_and_untouched_but_opens_when_readable() {
+    // The control of the test below: the same child, the same store, a readable database.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // Only the root path of the test below uses a child.
+    }
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    populated_store(dir.path());
+    chown_tree(dir.path(), 65534);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_MODE, "open")
+        .env(CHILD_DIR, dir.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("opened\n"),
+        "the child said: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn an_unreadable_store_is_an_error_and_untouched() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        eprintln!("skipped: root reads everything");
-        return;
-    }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     populated_store(dir.path());
     let db = dir.path().join("db");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root reads everything: the open is tried by a child running as `nobody`, for
+        // whom the store directory is writable but its database is not readable.
+        use std::os::unix::process::CommandExt;
+        let before = store_support::tree_without(dir.path(), &[]);
+        // The store belongs to `nobody`, so that only its database's mode can refuse it.
+        chown_tree(dir.path(), 65534);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_process_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_MODE, "open")
+            .env(CHILD_DIR, dir.path())
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("refused\n"),
+            "the child said: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            before,
+            store_support::tree_without(dir.path(), &[]),
+            "the files changed"
+        );
+        return;
+    }
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
     let result = SledStore::open(dir.path(), false);
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -855,123 +936,7 @@ fn committed_text_is_found_in_the_raw_bytes() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Cost (run by hand: `cargo nextest run -p rok-plan-engine --run-ignored only measure`)
-
-#[test]
-#[ignore = "a measurement, not a check"]
-fn measure_commit_cost() {
-    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    let store = SledStore::open(dir.path(), false).unwrap();
-    store.commit(&[Mutation::Run(run("r1", 1))]).unwrap();
-    let mut times = Vec::new();
-    for i in 0..2_000 {
-        let mut s = step("r1", &format!("s{}", i % 100), StepState::Succeeded);
-        s.attempts = i;
-        let t = Instant::now();
-        store.commit(&[Mutation::Step(s)]).unwrap();
-        times.push(t.elapsed());
-    }
-    times.sort();
-    eprintln!(
-        "SledStore::commit of one StepRecord (flush + fdatasync): median {:?}, p90 {:?}, p99 {:?}",
-        times[times.len() / 2],
-        times[times.len() * 9 / 10],
-        times[times.len() * 99 / 100]
-    );
-    // One commit of 100 step records (the executor batches concurrent transitions).
-    let mut batches = Vec::new();
-    for b in 0..50u32 {
-        let muts: Vec<Mutation> = (0..100)
-            .map(|i| {
-                let mut s = step("r1", &format!("b{i:03}"), StepState::Succeeded);
-                s.attempts = b;
-                Mutation::Step(s)
-            })
-            .collect();
-        let t = Instant::now();
-        store.commit(&muts).unwrap();
-        batches.push(t.elapsed());
-    }
-    batches.sort();
-    eprintln!(
-        "SledStore::commit of 100 StepRecords in one batch: median {:?} ({:?} per step)",
-        batches[batches.len() / 2],
-        batches[batches.len() / 2] / 100
-    );
-    // Raw sled, same size of record: flush only, then flush + fdatasync of its log.
-    let raw_dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    let db = sled::open(raw_dir.path()).unwrap();
-    let log = std::fs::File::open(raw_dir.path().join("db")).unwrap();
-    let tree = db.open_tree("steps").unwrap();
-    for sync in [false, true] {
-        let mut raw = Vec::new();
-        for i in 0..2_000u32 {
-            // A different value each time: sled writes nothing for an unchanged one.
-            let mut s = step("r1", "a", StepState::Succeeded);
-            s.attempts = i;
-            let value = serde_json::to_vec(&s).unwrap();
-            let t = Instant::now();
-            tree.insert(format!("r1\0s{}", i % 100), value.as_slice())
-                .unwrap();
-            db.flush().unwrap();
-            if sync {
-                log.sync_data().unwrap();
-            }
-            raw.push(t.elapsed());
-        }
-        raw.sort();
-        eprintln!(
-            "sled insert + flush{}: median {:?}, p90 {:?}, p99 {:?}",
-            if sync { " + fdatasync" } else { " only" },
-            raw[raw.len() / 2],
-            raw[raw.len() * 9 / 10],
-            raw[raw.len() * 99 / 100]
-        );
-    }
-}
-
-#[test]
-#[ignore = "a measurement, not a check"]
-fn measure_open_cost() {
-    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    {
-        let store = SledStore::open(dir.path(), false).unwrap();
-        store.commit(&[Mutation::Run(run("r1", 1))]).unwrap();
-        for batch in 0..100 {
-            let steps: Vec<Mutation> = (0..100)
-                .map(|i| {
-                    let id = format!("s{batch:03}-{i:03}");
-                    let mut s = step("r1", &id, StepState::Succeeded);
-                    s.stdout = Some("x".repeat(200));
-                    Mutation::Step(s)
-                })
-                .collect();
-            store.commit(&steps).unwrap();
-            let out: Vec<OutputRecord> = (0..100)
-                .map(|i| chunk("r1", &format!("s{batch:03}-{i:03}"), 1, 0, &"y".repeat(200)))
-                .collect();
-            store.append_output(&out).unwrap();
-        }
-    }
-    let size: u64 = tree_without(dir.path(), &[])
-        .values()
-        .flatten()
-        .map(|b| b.len() as u64)
-        .sum();
-    for _ in 0..3 {
-        let t = Instant::now();
-        let store = SledStore::open(dir.path(), false).unwrap();
-        let opened = t.elapsed();
-        let t = Instant::now();
-        let snap = store.load_run("r1").unwrap().unwrap();
-        eprintln!(
-            "open of a store with 10,000 steps and 10,000 output chunks ({} KiB on disk): {opened:?}; load_run: {:?}",
-            size / 1024,
-            t.elapsed()
-        );
-        assert_eq!(snap.steps.len(), 10_000);
-    }
-}
+// Costs are measured by `cargo bench --bench store` (benches/store.rs).
 
 #[test]
 fn a_flipped_byte_anywhere_in_the_log_is_refused_or_harmless() {
