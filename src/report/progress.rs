@@ -247,6 +247,10 @@ impl HumanReporter {
         in_doubt: &[String],
         failed: &[(String, String)],
     ) {
+        if self.quiet && outcome == RunOutcome::Succeeded {
+            // `-q`: only problems, and what to do about them.
+            return;
+        }
         let state = &self.state_flag;
         let mut out = String::new();
         out.push_str(&format!("\nRun {run}: {}\n", outcome_word(outcome)));
