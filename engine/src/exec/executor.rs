@@ -194,20 +194,12 @@ impl Executor {
             .instances
             .iter()
             .enumerate()
-            .map(|(i, inst)| StepRecord {
-                v: 1,
-                run_id: run_id.clone(),
-                instance_id: inst.id.clone(),
-                state: StepState::Pending,
-                attempts: 0,
-                started_at_ms: None,
-                ended_at_ms: None,
-                exit_status: None,
-                last_error: None,
-                outputs: BTreeMap::new(),
-                stdout: None,
-                spec_hash: step_fingerprint(plan, graph.instances[i].step),
-                failure_ignored: false,
+            .map(|(i, inst)| {
+                StepRecord::pending(
+                    &run_id,
+                    &inst.id,
+                    step_fingerprint(plan, graph.instances[i].step),
+                )
             })
             .collect();
         let n = records.len();

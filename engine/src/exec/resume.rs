@@ -1,7 +1,7 @@
 //! Preparing a resume: which instances run again, which stay done, which are in doubt,
 //! and what changed in the plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -157,21 +157,7 @@ pub(crate) fn prepare(
     let mut records = Vec::with_capacity(graph.instances.len());
     let mut in_doubt = Vec::new();
     for (i, inst) in graph.instances.iter().enumerate() {
-        let fresh = StepRecord {
-            v: 1,
-            run_id: run.clone(),
-            instance_id: inst.id.clone(),
-            state: StepState::Pending,
-            attempts: 0,
-            started_at_ms: None,
-            ended_at_ms: None,
-            exit_status: None,
-            last_error: None,
-            outputs: BTreeMap::new(),
-            stdout: None,
-            spec_hash: fingerprints[i].clone(),
-            failure_ignored: false,
-        };
+        let fresh = StepRecord::pending(run, &inst.id, fingerprints[i].clone());
         let mut r = snapshot.steps.get(&inst.id).cloned().unwrap_or(fresh);
         let changed = diff.changed.contains(&inst.id);
         r.spec_hash.clone_from(&fingerprints[i]);

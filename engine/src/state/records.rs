@@ -154,6 +154,27 @@ pub struct StepRecord {
     pub failure_ignored: bool,
 }
 
+impl StepRecord {
+    /// A step instance that has not started.
+    pub fn pending(run_id: &str, instance_id: &str, spec_hash: String) -> Self {
+        Self {
+            v: 1,
+            run_id: run_id.to_string(),
+            instance_id: instance_id.to_string(),
+            state: StepState::Pending,
+            attempts: 0,
+            started_at_ms: None,
+            ended_at_ms: None,
+            exit_status: None,
+            last_error: None,
+            outputs: BTreeMap::new(),
+            stdout: None,
+            spec_hash,
+            failure_ignored: false,
+        }
+    }
+}
+
 /// An operator's approval of a manual step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
