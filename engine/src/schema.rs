@@ -14,8 +14,13 @@ const ID_PATTERN: &str = "^[a-z0-9][a-z0-9_-]*$";
 fn kind_schema(kind: FieldKind) -> Value {
     match kind {
         FieldKind::Text | FieldKind::Shell => json!({ "type": "string" }),
-        FieldKind::Bool => json!({ "type": ["boolean", "string"] }),
-        FieldKind::Integer => json!({ "type": ["integer", "string"] }),
+        // A string only as a template (`"{{ params.allow }}"`), as validation accepts.
+        FieldKind::Bool => {
+            json!({ "anyOf": [{ "type": "boolean" }, { "$ref": "#/definitions/template" }] })
+        }
+        FieldKind::Integer => {
+            json!({ "anyOf": [{ "type": "integer" }, { "$ref": "#/definitions/template" }] })
+        }
         FieldKind::Duration => json!({ "$ref": "#/definitions/duration" }),
         FieldKind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
         FieldKind::IntegerList => json!({ "type": "array", "items": { "type": "integer" } }),
@@ -161,6 +166,10 @@ pub fn plan_schema(registry: &StepRegistry) -> Value {
         }),
     );
     definitions.insert("duration".into(), json!({ "type": "string", "pattern": DURATION_PATTERN, "description": "e.g. \"30s\", \"10m\", \"1h30m\"" }));
+    definitions.insert(
+        "template".into(),
+        json!({ "type": "string", "pattern": r"\{\{|\{%", "description": "a template, e.g. \"{{ params.x }}\"" }),
+    );
     definitions.insert(
         "on_failure".into(),
         json!({ "type": "string", "enum": ["abort", "continue", "ignore"] }),

@@ -231,3 +231,35 @@ fn structural_mistakes_of_the_invalid_corpus_fail_the_schema() {
     assert!(checked >= 25, "only {checked} corpus files checked");
     assert!(passing.is_empty(), "the schema accepts {passing:?}");
 }
+
+#[test]
+fn boolean_and_integer_fields_take_a_string_only_as_a_template() {
+    let v = schema();
+    let plan = |field: &str| {
+        format!(
+            "[plan]\nname = \"p\"\n[params.allow]\ntype = \"boolean\"\ndefault = false\n\
+             [[step]]\nid = \"d\"\ntype = \"kube.drain\"\nnode = \"n1\"\n{field}\n"
+        )
+    };
+    assert!(errors(&v, &plan("allow_unmanaged = true")).is_empty());
+    assert!(errors(&v, &plan("allow_unmanaged = \"{{ params.allow }}\"")).is_empty());
+    assert!(
+        !errors(&v, &plan("allow_unmanaged = \"yes\"")).is_empty(),
+        "a plain string is not a boolean"
+    );
+    // The CLI agrees on both sides.
+    let dir = tempfile::tempdir().unwrap();
+    for (field, code) in [
+        ("allow_unmanaged = \"{{ params.allow }}\"", 0),
+        ("allow_unmanaged = \"yes\"", 2),
+    ] {
+        std::fs::write(dir.path().join("p.toml"), plan(field)).unwrap();
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_rok-plan"))
+            .current_dir(dir.path())
+            .args(["validate", "p.toml"])
+            .output()
+            .unwrap()
+            .status;
+        assert_eq!(status.code(), Some(code), "{field}");
+    }
+}
