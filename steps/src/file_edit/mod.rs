@@ -1,0 +1,7 @@
+//! `file.edit`: an atomic, idempotent edit of a text file.
+
+mod edits;
+mod step;
+mod write;
+
+pub use step::FileEdit;
