@@ -12,7 +12,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 
-    /// Output for people (stderr) or JSON (stdout).
+    /// Output for people, or JSON on stdout (one event per line for execute/resume).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub(crate) output: OutputFormat,
 
@@ -42,7 +42,7 @@ pub(crate) struct Cli {
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OutputFormat {
-    /// For people, on stderr (data such as graphs and schemas still go to stdout).
+    /// For people: progress and problems on stderr; previews, graphs, schemas, status and logs on stdout.
     Human,
     /// JSON on stdout.
     Json,
