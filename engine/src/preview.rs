@@ -131,17 +131,18 @@ pub fn preview(
         };
         let schema = step_type.schema();
         let steps = inst.group.map_or(&top_steps, |g| &group_steps[g]);
-        let ctx = minijinja::context! {
-            params => params_value.clone(),
-            steps => steps.clone(),
-            item => inst.item.as_ref().map(|i| Value::from(minijinja::value::Serde(i.clone()))),
-            index => inst.index,
-            run => run.clone(),
-        };
-        let ctx = if inst.item.is_some() {
-            ctx
-        } else {
-            minijinja::context! { params => params_value.clone(), steps => steps.clone(), run => run.clone() }
+        // `item` and `index` exist only in a `for_each`: elsewhere they stay undefined.
+        let ctx = match &inst.item {
+            Some(item) => minijinja::context! {
+                params => params_value.clone(),
+                steps => steps.clone(),
+                item => Value::from(minijinja::value::Serde(item.clone())),
+                index => inst.index,
+                run => run.clone(),
+            },
+            None => {
+                minijinja::context! { params => params_value.clone(), steps => steps.clone(), run => run.clone() }
+            }
         };
         let mut fail = |span: std::ops::Range<usize>, message: String| {
             diags.push(

@@ -12,8 +12,6 @@ mod status;
 mod store;
 mod validate;
 
-pub(crate) use validate::plural as validate_plural;
-
 use std::ffi::OsString;
 
 use clap::Parser;

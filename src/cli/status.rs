@@ -50,21 +50,16 @@ pub(crate) fn status(args: &StatusArgs, flags: &Flags) -> Result<ExitCode, CliEr
     }
     let r = &snapshot.run;
     let mut out = format!(
-        "Run {} of plan {} ({}): {:?}\nstarted {}{}\n\n",
+        "Run {} of plan {} ({}): {}\nstarted {}{}\n\n",
         r.id,
         r.plan_name,
         r.plan_path,
-        r.outcome,
+        r.outcome.as_str(),
         when(r.started_at_ms),
         r.ended_at_ms
             .map(|e| format!(", stopped {}", when(e)))
             .unwrap_or_default()
-    )
-    .replace("Succeeded", "succeeded")
-    .replace("Failed", "failed")
-    .replace("Paused", "paused")
-    .replace("Interrupted", "interrupted")
-    .replace("Running", "running");
+    );
     let w = steps
         .iter()
         .map(|s| s.instance_id.len())
@@ -121,10 +116,7 @@ pub(crate) fn runs(flags: &Flags) -> Result<ExitCode, CliError> {
         "RUN", "PLAN", "OUTCOME", "STARTED"
     );
     for r in &runs {
-        let outcome = serde_json::to_value(r.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let outcome = r.outcome.as_str();
         out.push_str(&format!(
             "{:24}  {:28}  {:11}  {}\n",
             r.id,

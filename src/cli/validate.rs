@@ -7,7 +7,7 @@ use crate::cli::args::ValidateArgs;
 use crate::cli::load::{param_inputs, read_source};
 use crate::cli::{Flags, OutputFormat};
 use crate::exit::{CliError, ExitCode};
-use crate::report::diagnostics;
+use crate::report::{diagnostics, plural};
 
 pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliError> {
     let registry = rok_plan_steps::builtin();
@@ -76,8 +76,4 @@ pub(crate) fn run(args: &ValidateArgs, flags: &Flags) -> Result<ExitCode, CliErr
     } else {
         ExitCode::Invalid
     })
-}
-
-pub(crate) fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }

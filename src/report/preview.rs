@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use rok_plan_engine::preview::{InstancePreview, PlanPreview, WhenDecision};
 
-use crate::cli::validate_plural as plural;
+use crate::report::plural;
 
 /// The preview as text.
 pub(crate) fn render(p: &PlanPreview) -> String {

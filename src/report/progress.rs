@@ -253,7 +253,7 @@ impl HumanReporter {
         }
         let state = &self.state_flag;
         let mut out = String::new();
-        out.push_str(&format!("\nRun {run}: {}\n", outcome_word(outcome)));
+        out.push_str(&format!("\nRun {run}: {}\n", outcome.as_str()));
         let width = counts.keys().map(String::len).max().unwrap_or(0);
         for (k, v) in counts {
             out.push_str(&format!("  {k:width$}  {v}\n"));
@@ -283,15 +283,5 @@ impl HumanReporter {
             _ => {}
         }
         self.line(out.trim_end());
-    }
-}
-
-fn outcome_word(o: RunOutcome) -> &'static str {
-    match o {
-        RunOutcome::Succeeded => "succeeded",
-        RunOutcome::Failed => "failed",
-        RunOutcome::Paused => "paused",
-        RunOutcome::Interrupted => "interrupted",
-        RunOutcome::Running => "running",
     }
 }

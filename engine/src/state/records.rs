@@ -70,6 +70,17 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
+    /// The name as shown and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Paused => "paused",
+            RunOutcome::Interrupted => "interrupted",
+        }
+    }
+
     /// Finished for good (nothing to resume).
     pub fn is_final(self) -> bool {
         self == RunOutcome::Succeeded
