@@ -112,11 +112,11 @@ pub async fn run_process(ctx: &StepContext, spec: &ProcessSpec) -> Result<Proces
     let out = child
         .stdout
         .take()
-        .map(|o| tokio::spawn(pump(o, ctx.output().clone(), Stream::Stdout)));
+        .map(|o| tokio::spawn(stream_lines(o, ctx.output().clone(), Stream::Stdout)));
     let err = child
         .stderr
         .take()
-        .map(|e| tokio::spawn(pump(e, ctx.output().clone(), Stream::Stderr)));
+        .map(|e| tokio::spawn(stream_lines(e, ctx.output().clone(), Stream::Stderr)));
 
     let end = tokio::select! {
         status = child.wait() => {
@@ -173,7 +173,9 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
-async fn pump(
+/// Copies `reader` to `sink` line by line until it ends (or fails), so output reaches the
+/// store as it comes rather than when the command ends.
+pub async fn stream_lines(
     reader: impl tokio::io::AsyncRead + Unpin,
     sink: crate::step::OutputSink,
     stream: Stream,

@@ -92,6 +92,21 @@ pub(crate) struct RunArgs {
     /// After Ctrl-C or SIGTERM, how long running steps get before they are killed.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub(crate) grace: String,
+
+    /// An ssh_config file for `ssh` and remote `file.edit` steps, used instead of
+    /// ~/.ssh/config (`ssh -F`).
+    #[arg(long, value_name = "FILE", env = "ROK_PLAN_SSH_CONFIG")]
+    pub(crate) ssh_config: Option<PathBuf>,
+
+    /// Record unknown ssh host keys in known_hosts instead of refusing to connect
+    /// (StrictHostKeyChecking=accept-new; recorded in the run). A changed key is always refused.
+    #[arg(long)]
+    pub(crate) ssh_accept_new_host_keys: bool,
+
+    /// How many commands may run at once on one ssh host (keep it below the host's
+    /// sshd MaxSessions, 10 by default).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub(crate) ssh_max_sessions: usize,
 }
 
 #[derive(Debug, Args)]

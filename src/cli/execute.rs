@@ -91,12 +91,19 @@ pub(crate) fn drive(
     let report = runtime.block_on(async {
         let (tx, rx) = mpsc::unbounded_channel();
         install_signal_handlers(tx);
-        let builder = ExecutorBuilder::new(rok_plan_steps::builtin(), store)
-            .parallel(run.parallel)
-            .approvals(approvals)
-            .grace(grace)
-            .interrupts(rx)
-            .kill_after_commits(fault);
+        let mut builder =
+            ExecutorBuilder::new(rok_plan_steps::builtin_with(&step_options(run)), store)
+                .parallel(run.parallel)
+                .approvals(approvals)
+                .grace(grace)
+                .interrupts(rx)
+                .kill_after_commits(fault);
+        if run.ssh_accept_new_host_keys {
+            builder = builder.setting("ssh.host_key_checking", "accept-new");
+        }
+        if let Some(cfg) = &run.ssh_config {
+            builder = builder.setting("ssh.config", cfg.display().to_string());
+        }
         let mut on_event = |e: &RunEvent| {
             if human {
                 if let Ok(mut r) = reporter.lock() {
@@ -127,6 +134,17 @@ pub(crate) fn drive(
         RunOutcome::Interrupted => ExitCode::Interrupted,
         RunOutcome::Running => ExitCode::StepFailed,
     })
+}
+
+/// The operator's settings for the step types, from the command line.
+fn step_options(run: &RunArgs) -> rok_plan_steps::StepOptions {
+    let mut options = rok_plan_steps::StepOptions::default();
+    options.ssh.config_file = run.ssh_config.clone();
+    if run.ssh_accept_new_host_keys {
+        options.ssh.host_key_checking = rok_plan_steps::HostKeyChecking::AcceptNew;
+    }
+    options.ssh.max_sessions_per_host = run.ssh_max_sessions.max(1);
+    options
 }
 
 fn install_signal_handlers(tx: mpsc::UnboundedSender<()>) {

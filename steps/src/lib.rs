@@ -14,21 +14,38 @@ use rok_plan_engine::step::StepRegistry;
 pub use file_edit::FileEdit;
 pub use git_rebase::GitRebase;
 pub use k8s::{
-    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubePatch, KubeRestart,
-    KubeScale, KubeUncordon, KubeWait, Kubectl,
+    KubeApply, KubeCordon, KubeDelete, KubeDrain, KubeGet, KubeLogsQuiet, KubeOptions, KubePatch,
+    KubeRestart, KubeScale, KubeUncordon, KubeWait, Kubectl,
 };
 pub use local::{Manual, Noop, Shell, Sleep};
-pub use ssh::Ssh;
+pub use ssh::{HostKeyChecking, Ssh, SshOptions};
 
-/// Every built-in step type.
+/// How the built-in step types reach the outside world during a run: ssh and Kubernetes
+/// settings that are the operator's (command-line flags), not the plan's.
+#[derive(Clone, Debug, Default)]
+pub struct StepOptions {
+    /// ssh: config file, host key policy, sessions per host.
+    pub ssh: SshOptions,
+    /// Kubernetes: kubeconfig, server-side dry run.
+    pub kube: KubeOptions,
+}
+
+/// Every built-in step type, with default options (`~/.ssh/config`, strict host keys,
+/// `$KUBECONFIG`).
 pub fn builtin() -> StepRegistry {
+    builtin_with(&StepOptions::default())
+}
+
+/// Every built-in step type, with `options`.
+pub fn builtin_with(options: &StepOptions) -> StepRegistry {
+    let ssh = Ssh::new(options.ssh.clone());
     let mut r = StepRegistry::new();
     r.register(Noop)
         .register(Sleep)
         .register(Shell)
         .register(Manual)
-        .register(Ssh)
-        .register(FileEdit)
+        .register(ssh.clone())
+        .register(FileEdit::with_ssh(ssh))
         .register(GitRebase)
         .register(Kubectl)
         .register(KubeApply)

@@ -214,8 +214,9 @@ impl Executor {
             already_done: 0,
             resumed: false,
         });
-        let finished = d.run().await?;
-        self.finish(run, finished, on_event).await
+        let finished = d.run().await;
+        self.end_of_run().await;
+        self.finish(run, finished?, on_event).await
     }
 
     /// Continues run `run_id` with `plan` (re-read from its file) and `params` (its stored
@@ -306,8 +307,16 @@ impl Executor {
             already_done,
             resumed: true,
         });
-        let finished = d.run().await?;
-        self.finish(run, finished, on_event).await
+        let finished = d.run().await;
+        self.end_of_run().await;
+        self.finish(run, finished?, on_event).await
+    }
+
+    /// Lets every step type release what it kept open across steps.
+    async fn end_of_run(&self) {
+        for t in self.registry.types() {
+            t.end_of_run().await;
+        }
     }
 
     async fn finish(

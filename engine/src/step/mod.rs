@@ -58,6 +58,10 @@ pub trait StepType: Send + Sync {
         let _ = fields;
         crate::process::run_check(ctx, command).await
     }
+
+    /// Called once when a run (or a resume) ends, whatever its outcome: release what the
+    /// type kept open across steps (e.g. ssh master connections). The default does nothing.
+    async fn end_of_run(&self) {}
 }
 
 /// Every output a step makes: its type's declared outputs, then its `capture` names.

@@ -36,6 +36,11 @@ impl StepRegistry {
         self.types.values().map(|t| t.schema())
     }
 
+    /// Every step type, sorted by name.
+    pub fn types(&self) -> impl Iterator<Item = &Arc<dyn StepType>> {
+        self.types.values()
+    }
+
     /// Every type name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.types.keys().copied()

@@ -1,6 +1,7 @@
 //! `file.edit`: an atomic, idempotent edit of a text file.
 
 mod edits;
+mod remote;
 mod step;
 mod write;
 

@@ -44,9 +44,23 @@ pub(crate) fn edit_file(
     }
 }
 
-/// `file.edit`.
-#[derive(Debug, Clone, Copy)]
-pub struct FileEdit;
+/// `file.edit`: here, or on `host` over ssh (sharing the `ssh` steps' connections).
+#[derive(Debug, Clone, Default)]
+pub struct FileEdit {
+    ssh: Option<crate::ssh::Ssh>,
+}
+
+impl FileEdit {
+    /// Local edits only: a step with `host` is refused.
+    pub fn local() -> Self {
+        Self::default()
+    }
+
+    /// Local edits, and edits on a `host` through `ssh`.
+    pub fn with_ssh(ssh: crate::ssh::Ssh) -> Self {
+        Self { ssh: Some(ssh) }
+    }
+}
 
 const REPLACE: &[FieldSpec] = &[
     FieldSpec::required("pattern", FieldKind::Text, "A regex to find."),
@@ -100,20 +114,22 @@ const FILE_EDIT: StepSchema = StepSchema {
 #[async_trait::async_trait]
 impl StepType for FileEdit {
     async fn run(&self, ctx: &StepContext, f: &Fields) -> Result<StepOutcome, StepError> {
-        if f.get("host")
-            .and_then(Value::as_str)
-            .is_some_and(|h| !h.is_empty())
-        {
-            return Err(StepError::Unsupported(
-                "`file.edit` with `host` (over ssh) cannot run in this version yet; local edits can".into(),
-            ));
-        }
-        let path = std::path::PathBuf::from(text(f, "path"));
         let edits = parse_edits(f).map_err(|message| StepError::InvalidField {
             field: "file.edit".into(),
             message,
         })?;
         let backup = f.get("backup").and_then(Value::as_bool).unwrap_or(true);
+        if let Some(host) = f.get("host").and_then(Value::as_str) {
+            let Some(ssh) = &self.ssh else {
+                return Err(StepError::Unsupported(
+                    "this `file.edit` step type was built without ssh, so `host` cannot be used"
+                        .into(),
+                ));
+            };
+            return super::remote::edit_remote(ssh, ctx, host, text(f, "path"), &edits, backup)
+                .await;
+        }
+        let path = std::path::PathBuf::from(text(f, "path"));
         let run_id = ctx.run_id.clone();
         tokio::task::spawn_blocking(move || edit_file(&path, &edits, backup, &run_id, || {}))
             .await

@@ -10,6 +10,15 @@ pub use kinds::{
     KubeScale, KubeUncordon, KubeWait, Kubectl,
 };
 
+/// Run-wide Kubernetes settings (command-line flags, not the plan's).
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    /// The kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Send every write with `dryRun=All` (`rok-plan plan --server-dry-run`).
+    pub server_dry_run: bool,
+}
+
 pub(crate) const CONTEXT: FieldSpec = FieldSpec::optional(
     "context",
     FieldKind::Text,
