@@ -90,10 +90,20 @@ impl SessionPool {
 
     async fn connect(&self, host: &str, checking: HostKeyChecking) -> Result<Session, String> {
         let o = &self.options;
-        let dir = match &o.control_dir {
+        let root = match &o.control_dir {
             Some(d) => d.clone(),
             None => default_control_dir(),
         };
+        create_private_dir(&root).map_err(|e| {
+            format!(
+                "ssh {host}: cannot create the control directory {}: {e}",
+                root.display()
+            )
+        })?;
+        // One directory per process: openssh's own history cleaning would remove the
+        // directories of connections being made at the same moment by other steps.
+        remove_dead_runs(&root);
+        let dir = root.join(std::process::id().to_string());
         create_private_dir(&dir).map_err(|e| {
             format!(
                 "ssh {host}: cannot create the control directory {}: {e}",
@@ -106,7 +116,6 @@ impl SessionPool {
             HostKeyChecking::AcceptNew => KnownHosts::Add,
         })
         .control_directory(&dir)
-        .clean_history_control_directory(true)
         .connect_timeout(o.connect_timeout)
         .server_alive_interval(std::time::Duration::from_secs(15))
         .control_persist(ControlPersist::IdleFor(
@@ -148,6 +157,29 @@ fn default_control_dir() -> std::path::PathBuf {
     // SAFETY: getuid(2) cannot fail and has no memory effects.
     let uid = unsafe { libc::getuid() };
     std::env::temp_dir().join(format!("rok-plan-ssh-{uid}"))
+}
+
+/// Removes the control directories of processes that are gone (a run killed with
+/// SIGKILL); their masters exit by themselves once idle.
+fn remove_dead_runs(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {

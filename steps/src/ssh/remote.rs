@@ -79,7 +79,7 @@ fn kill_script(tag: &str, grace: Duration) -> String {
     let p = pid_file(tag);
     let tenths = (grace.as_millis() / 100).max(1);
     format!(
-        "p={p}\ni=0\nwhile [ ! -s \"$p\" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done\n[ -s \"$p\" ] || exit 0\ng=$(cat \"$p\")\nkill -TERM -- -\"$g\" 2>/dev/null\ni=0\nwhile kill -0 -- -\"$g\" 2>/dev/null && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\nkill -KILL -- -\"$g\" 2>/dev/null\nrm -f \"$p\"\nexit 0\n"
+        "p={p}\ni=0\nwhile [ ! -s \"$p\" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done\n[ -s \"$p\" ] || exit 0\ng=$(cat \"$p\")\nkill -TERM -\"$g\" 2>/dev/null\ni=0\nwhile kill -0 -\"$g\" 2>/dev/null && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\nkill -KILL -\"$g\" 2>/dev/null\nrm -f \"$p\"\nexit 0\n"
     )
 }
 
