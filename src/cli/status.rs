@@ -60,6 +60,14 @@ pub(crate) fn status(args: &StatusArgs, flags: &Flags) -> Result<ExitCode, CliEr
             .map(|e| format!(", stopped {}", when(e)))
             .unwrap_or_default()
     );
+    if !r.settings.is_empty() {
+        // Options that change what the run trusts (e.g. accepting new ssh host keys).
+        let settings: Vec<String> = r.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.insert_str(
+            out.len() - 1,
+            &format!("settings: {}\n", settings.join(", ")),
+        );
+    }
     let w = steps
         .iter()
         .map(|s| s.instance_id.len())

@@ -86,7 +86,8 @@ impl ExecutorBuilder {
         self
     }
 
-    /// A setting recorded with a new run (e.g. `host_key_checking`).
+    /// A setting recorded with the run (a new one, or added to a resumed one), e.g.
+    /// `ssh.host_key_checking`.
     pub fn setting(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.inner.settings.insert(key.into(), value.into());
         self
@@ -248,6 +249,9 @@ impl Executor {
         let new_hash = digest(plan.source.text());
         let plan_changed = new_hash != snapshot.run.plan_hash;
         let mut run = snapshot.run.clone();
+        // Settings given to this resume (e.g. accepting new host keys) are recorded too.
+        run.settings
+            .extend(self.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
         let prepared = match prepare(
             &snapshot,
             plan,
