@@ -1,4 +1,6 @@
-//! `lab`: run parts of the lab by hand, e.g. `lab kube serve --nodes 3 --kubeconfig kc.yaml`.
+//! `lab`: run parts of the lab by hand, e.g. `lab kube serve --nodes 3 --kubeconfig kc.yaml`
+//! or `lab appliances up --nodes 4 --dir /tmp/rok-lab`. Started under the name of a
+//! simulated Rok tool (a symlink in an appliance), it is that tool.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Simulated Rok appliances behind real sshds (needs root).
+    Appliances {
+        #[command(subcommand)]
+        command: rok_plan_lab::appliance::cli::AppliancesCommand,
+    },
     /// The Kubernetes API double.
     Kube {
         #[command(subcommand)]
@@ -44,10 +51,24 @@ enum KubeCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    if let Some(code) = rok_plan_lab::appliance::tools::dispatch() {
+        return code;
+    }
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main(cli))
+}
+
+async fn async_main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Appliances { command } => rok_plan_lab::appliance::cli::run(command).await,
         Command::Kube {
             command:
                 KubeCommand::Serve {

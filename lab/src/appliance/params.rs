@@ -1,0 +1,40 @@
+//! Plan parameters that fit a lab: plans/rok-v0.11.toml and plans/rok-v0.12.toml run
+//! against it with `--params DIR/params-rok-vX.toml --ssh-config DIR/ssh_config`.
+
+use super::options::ApplianceOptions;
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Parameters for plans/rok-v0.12.toml.
+pub(crate) fn v0_12(opts: &ApplianceOptions) -> String {
+    format!(
+        "# Parameters of plans/rok-v0.12.toml for this lab (written by rok-plan-lab)\n\
+         master = {master:?}\n\
+         slaves = {slaves}\n\
+         s3d_hosts = {s3d}\n",
+        master = opts.hosts[0],
+        slaves = list(&opts.hosts[1..]),
+        s3d = list(&opts.s3d_host_list()),
+    )
+}
+
+/// Parameters for plans/rok-v0.11.toml: the Gateway is stopped and started with the
+/// lab's `rok-gw-service` (the appliances have no systemd).
+pub(crate) fn v0_11(opts: &ApplianceOptions) -> String {
+    format!(
+        "# Parameters of plans/rok-v0.11.toml for this lab (written by rok-plan-lab)\n\
+         master = {master:?}\n\
+         slaves = {slaves}\n\
+         rok_clustername = {name:?}\n\
+         gateway = {gateway}\n\
+         gateway_stop_command = \"rok-gw-service stop\"\n\
+         gateway_start_command = \"rok-gw-service start\"\n",
+        master = opts.hosts[0],
+        slaves = list(&opts.hosts[1..]),
+        name = opts.cluster_name,
+        gateway = opts.gateway,
+    )
+}
