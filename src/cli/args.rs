@@ -107,6 +107,23 @@ pub(crate) struct RunArgs {
     /// sshd MaxSessions, 10 by default).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub(crate) ssh_max_sessions: usize,
+
+    #[command(flatten)]
+    pub(crate) kube: KubeArgs,
+}
+
+/// Where Kubernetes steps find their clusters, and how drains pace themselves.
+#[derive(Debug, Args)]
+pub(crate) struct KubeArgs {
+    /// The kubeconfig of Kubernetes steps (default: $KUBECONFIG, else ~/.kube/config);
+    /// a step's `context` picks a context in it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+
+    /// How long a drain waits before asking again for an eviction that a
+    /// PodDisruptionBudget refused (it keeps asking until the step's timeout).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub(crate) eviction_retry: String,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +223,14 @@ pub(crate) struct PlanArgs {
 
     #[command(flatten)]
     pub(crate) params: ParamArgs,
+
+    /// Also rehearse against the cluster: send every Kubernetes write with dryRun=All and
+    /// run every drain's pre-flight, changing nothing; problems are reported per step.
+    #[arg(long)]
+    pub(crate) server_dry_run: bool,
+
+    #[command(flatten)]
+    pub(crate) kube: KubeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -144,7 +144,21 @@ fn step_options(run: &RunArgs) -> rok_plan_steps::StepOptions {
         options.ssh.host_key_checking = rok_plan_steps::HostKeyChecking::AcceptNew;
     }
     options.ssh.max_sessions_per_host = run.ssh_max_sessions.max(1);
+    options.kube = kube_options(&run.kube);
     options
+}
+
+/// The Kubernetes part of the step options (an unreadable `--eviction-retry` keeps the
+/// default: clap has already shown the flag's form in `--help`).
+pub(crate) fn kube_options(args: &crate::cli::args::KubeArgs) -> rok_plan_steps::KubeOptions {
+    let mut kube = rok_plan_steps::KubeOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        ..rok_plan_steps::KubeOptions::default()
+    };
+    if let Ok(d) = rok_plan_engine::duration::parse_duration(&args.eviction_retry) {
+        kube.eviction_retry_interval = d;
+    }
+    kube
 }
 
 fn install_signal_handlers(tx: mpsc::UnboundedSender<()>) {

@@ -39,6 +39,8 @@ pub fn builtin() -> StepRegistry {
 /// Every built-in step type, with `options`.
 pub fn builtin_with(options: &StepOptions) -> StepRegistry {
     let ssh = Ssh::new(options.ssh.clone());
+    // One set of cluster connections for every Kubernetes step type of the run.
+    let kube = k8s::Kube::new(options.kube.clone());
     let mut r = StepRegistry::new();
     r.register(Noop)
         .register(Sleep)
@@ -47,26 +49,19 @@ pub fn builtin_with(options: &StepOptions) -> StepRegistry {
         .register(ssh.clone())
         .register(FileEdit::with_ssh(ssh))
         .register(GitRebase)
-        .register(Kubectl)
-        .register(KubeApply)
-        .register(KubeScale)
-        .register(KubeWait)
-        .register(KubeDelete)
-        .register(KubeLogsQuiet)
-        .register(KubeCordon)
-        .register(KubeUncordon)
-        .register(KubeDrain)
-        .register(KubeRestart)
-        .register(KubeGet)
-        .register(KubePatch);
+        .register(Kubectl::new(kube.clone()))
+        .register(KubeApply::new(kube.clone()))
+        .register(KubeScale::new(kube.clone()))
+        .register(KubeWait::new(kube.clone()))
+        .register(KubeDelete::new(kube.clone()))
+        .register(KubeLogsQuiet::new(kube.clone()))
+        .register(KubeCordon::new(kube.clone()))
+        .register(KubeUncordon::new(kube.clone()))
+        .register(KubeDrain::new(kube.clone()))
+        .register(KubeRestart::new(kube.clone()))
+        .register(KubeGet::new(kube.clone()))
+        .register(KubePatch::new(kube));
     r
-}
-
-/// The refusal of a step type whose execution this version does not have yet.
-pub(crate) fn not_in_this_version(name: &str) -> rok_plan_engine::step::StepError {
-    rok_plan_engine::step::StepError::Unsupported(format!(
-        "step type `{name}` can be validated and previewed, but this version of rok-plan cannot run it yet"
-    ))
 }
 
 /// Field text, or `""`.

@@ -7,25 +7,42 @@ use rok_plan_engine::step::{
 };
 use serde_json::{Map, Value};
 
-use super::{CONTEXT, NAMESPACE, SELECTOR, scope};
+use super::error::KubeError;
+use super::{
+    CONTEXT, Kube, NAMESPACE, SELECTOR, apply, cordon, delete, drain, get, kubectl, logs_quiet,
+    patch, restart, scale, scope, wait,
+};
 use crate::{shown, text};
 
 macro_rules! step_type {
-    ($ty:ident, $schema:ident, |$f:ident| $describe:expr) => {
-        step_type!($ty, $schema, |$f| $describe, |_fields| Vec::new());
+    ($ty:ident, $schema:ident, $run:path, |$f:ident| $describe:expr) => {
+        step_type!($ty, $schema, $run, |$f| $describe, |_fields| Vec::new());
     };
-    ($ty:ident, $schema:ident, |$f:ident| $describe:expr, |$fields:ident| $outputs:expr) => {
+    ($ty:ident, $schema:ident, $run:path, |$f:ident| $describe:expr, |$fields:ident| $outputs:expr) => {
         #[doc = concat!("The `", stringify!($ty), "` step type; see its schema for the fields.")]
-        #[derive(Debug, Clone, Copy)]
-        pub struct $ty;
+        #[derive(Debug, Clone)]
+        pub struct $ty {
+            kube: Kube,
+        }
+
+        impl $ty {
+            /// The step type, sharing the run's Kubernetes connections.
+            pub(crate) fn new(kube: Kube) -> Self {
+                Self { kube }
+            }
+        }
 
         #[async_trait::async_trait]
         impl StepType for $ty {
             fn schema(&self) -> &StepSchema {
                 &$schema
             }
-            async fn run(&self, _: &StepContext, _: &Fields) -> Result<StepOutcome, StepError> {
-                Err(crate::not_in_this_version(self.schema().name))
+            async fn run(
+                &self,
+                ctx: &StepContext,
+                fields: &Fields,
+            ) -> Result<StepOutcome, StepError> {
+                finish(ctx, $run(&self.kube, ctx, fields).await)
             }
             fn describe(&self, $f: &Map<String, Value>) -> String {
                 $describe
@@ -35,6 +52,21 @@ macro_rules! step_type {
             }
         }
     };
+}
+
+/// A step's result: its outcome, or its error as a failure (redacted); only a field the
+/// type cannot use is an error of the step itself.
+fn finish(
+    ctx: &StepContext,
+    result: Result<StepOutcome, KubeError>,
+) -> Result<StepOutcome, StepError> {
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(e @ KubeError::Field { .. }) => Err(e.into()),
+        Err(e) => Ok(StepOutcome::failed(
+            ctx.output().redactor().redact(&e.to_string()),
+        )),
+    }
 }
 
 const KUBECTL: StepSchema = StepSchema {
@@ -51,7 +83,7 @@ const KUBECTL: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: false,
 };
-step_type!(Kubectl, KUBECTL, |f| {
+step_type!(Kubectl, KUBECTL, kubectl::run, |f| {
     let args: Vec<String> = f
         .get("args")
         .and_then(Value::as_array)
@@ -103,7 +135,7 @@ const APPLY: StepSchema = StepSchema {
     exactly_one_of: &["files", "manifest", "kustomize"],
     idempotent: true,
 };
-step_type!(KubeApply, APPLY, |f| {
+step_type!(KubeApply, APPLY, apply::run, |f| {
     let what = if let Some(k) = shown(f, "kustomize") {
         format!("kustomize directory {k}")
     } else if let Some(files) = f.get("files").and_then(Value::as_array) {
@@ -151,7 +183,7 @@ const SCALE: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeScale, SCALE, |f| {
+step_type!(KubeScale, SCALE, scale::run, |f| {
     let wait = if f.get("wait").and_then(Value::as_bool) == Some(false) {
         ""
     } else {
@@ -196,7 +228,7 @@ const WAIT: StepSchema = StepSchema {
     exactly_one_of: &["condition", "fields", "gone"],
     idempotent: true,
 };
-step_type!(KubeWait, WAIT, |f| {
+step_type!(KubeWait, WAIT, wait::run, |f| {
     let target = match shown(f, "selector") {
         Some(sel) => format!("{} selected by {sel}", text(f, "resource")),
         None => text(f, "resource").to_string(),
@@ -230,7 +262,7 @@ const DELETE: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeDelete, DELETE, |f| {
+step_type!(KubeDelete, DELETE, delete::run, |f| {
     let sel = shown(f, "selector")
         .map(|s| format!(" selected by {s}"))
         .unwrap_or_default();
@@ -266,7 +298,7 @@ const LOGS_QUIET: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeLogsQuiet, LOGS_QUIET, |f| {
+step_type!(KubeLogsQuiet, LOGS_QUIET, logs_quiet::run, |f| {
     let c = shown(f, "container")
         .map(|c| format!(" container {c}"))
         .unwrap_or_default();
@@ -288,7 +320,7 @@ const CORDON: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeCordon, CORDON, |f| format!(
+step_type!(KubeCordon, CORDON, cordon::run_cordon, |f| format!(
     "cordon node {}{}",
     text(f, "node"),
     scope(f)
@@ -309,7 +341,7 @@ const UNCORDON: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeUncordon, UNCORDON, |f| {
+step_type!(KubeUncordon, UNCORDON, cordon::run_uncordon, |f| {
     let force = if f.get("force").and_then(Value::as_bool) == Some(true) {
         " (forced)"
     } else {
@@ -338,12 +370,17 @@ const DRAIN: StepSchema = StepSchema {
             FieldKind::Bool,
             "Evict pods whose emptyDir data will be erased.",
         ),
+        FieldSpec::optional(
+            "wait_for_budgets",
+            FieldKind::Bool,
+            "Pods whose PodDisruptionBudget allows no disruption now do not stop the pre-flight: their evictions are retried until the step's timeout.",
+        ),
         CONTEXT,
     ],
     exactly_one_of: &[],
     idempotent: true,
 };
-step_type!(KubeDrain, DRAIN, |f| {
+step_type!(KubeDrain, DRAIN, drain::run, |f| {
     let mut allow = Vec::new();
     if f.get("allow_unmanaged").and_then(Value::as_bool) == Some(true) {
         allow.push("unmanaged pods");
@@ -384,7 +421,7 @@ const RESTART: StepSchema = StepSchema {
     exactly_one_of: &[],
     idempotent: false,
 };
-step_type!(KubeRestart, RESTART, |f| {
+step_type!(KubeRestart, RESTART, restart::run, |f| {
     let how = match text(f, "strategy") {
         "scale-bounce" => "scale to 0 and back to its replicas",
         "replace" => "delete and re-create from its own spec",
@@ -420,6 +457,7 @@ const GET: StepSchema = StepSchema {
 step_type!(
     KubeGet,
     GET,
+    get::run,
     |f| {
         let fields = match f.get("fields") {
             Some(Value::Object(m)) => format!(
@@ -461,7 +499,7 @@ const PATCH: StepSchema = StepSchema {
     exactly_one_of: &["merge", "json"],
     idempotent: false,
 };
-step_type!(KubePatch, PATCH, |f| {
+step_type!(KubePatch, PATCH, patch::run, |f| {
     let (kind, body) = match (f.get("merge"), f.get("json")) {
         (Some(m), _) => ("merge patch", m),
         (_, Some(j)) => ("JSON patch", j),
