@@ -130,6 +130,9 @@ fn ended(host: &str, doing: &str, end: RemoteEnd) -> StepOutcome {
         RemoteEnd::Cancelled => {
             StepOutcome::failed(format!("cancelled while {doing} the file on {host}"))
         }
+        RemoteEnd::NotStarted(why) => StepOutcome::failed(format!(
+            "ssh {host}: could not start {doing} the file ({why}); nothing changed"
+        )),
         RemoteEnd::Dropped(why) => StepOutcome::failed(format!(
             "ssh {host}: the connection dropped while {doing} the file ({why})"
         )),

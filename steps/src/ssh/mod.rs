@@ -216,6 +216,9 @@ impl StepType for Ssh {
                 RemoteEnd::Cancelled => StepOutcome::failed(format!(
                     "cancelled; its process group on {host} was killed"
                 )),
+                RemoteEnd::NotStarted(why) => StepOutcome::failed(format!(
+                    "ssh {host}: the command could not be started ({why}); nothing ran"
+                )),
                 RemoteEnd::Dropped(why) => StepOutcome::failed(format!(
                     "ssh {host}: the connection dropped while the command ran ({why}); it may have finished, or still be running, on the host"
                 )),

@@ -34,6 +34,8 @@ pub(crate) enum RemoteEnd {
     Cancelled,
     /// The connection went away while the command ran: whether it finished is unknown.
     Dropped(String),
+    /// The command could not be started (nothing ran).
+    NotStarted(String),
 }
 
 fn quote(s: &str) -> String {
@@ -66,11 +68,26 @@ pub(crate) fn script(cmd: &RemoteCommand) -> String {
     let p = pid_file(&cmd.tag);
     // setsid: a session and process group of its own, so that a kill of the group reaches
     // every process the command started, and only those. `-w` waits in case setsid forks.
+    // The command reaches the inner shell as a here-document, not as an argument, so that
+    // it (and any secret interpolated into it) never shows in the host's process list; the
+    // shell reads the whole `{ ... }` before running it with stdin from /dev/null.
+    let delim = heredoc_delimiter(&cmd.line);
     s.push_str(&format!(
-        "p={p}\nif command -v setsid >/dev/null 2>&1; then\n  setsid -w sh -c 'echo $$ >\"$0\"; exec sh -c \"$1\"' \"$p\" {line} </dev/null\nelse\n  sh -c {line} </dev/null\nfi\nrc=$?\nrm -f \"$p\"\nexit $rc\n",
-        line = quote(&cmd.line)
+        "p={p}\nrok_plan_run() {{\n  if command -v setsid >/dev/null 2>&1; then\n    setsid -w sh -c 'echo $$ >\"$0\"; exec sh -s' \"$p\"\n  else\n    sh -s\n  fi\n}}\nrok_plan_run <<'{delim}'\n{{\n{line}\n}} </dev/null\n{delim}\nrc=$?\nrm -f \"$p\"\nexit $rc\n",
+        line = cmd.line.trim_end_matches('\n')
     ));
     s
+}
+
+/// A here-document delimiter that is no line of `text`.
+fn heredoc_delimiter(text: &str) -> String {
+    let mut delim = String::from("ROK_PLAN_END_OF_COMMAND");
+    let mut n = 0u32;
+    while text.lines().any(|l| l == delim) {
+        n += 1;
+        delim = format!("ROK_PLAN_END_OF_COMMAND_{n}");
+    }
+    delim
 }
 
 /// The script that kills the command's process group: SIGTERM, then SIGKILL after
@@ -122,9 +139,29 @@ pub(crate) async fn run_remote(
     out: &OutputSink,
     kill_grace: Duration,
 ) -> RemoteEnd {
-    let mut child = match start(session, cmd.sudo, &script(cmd)).await {
-        Ok(c) => c,
-        Err(e) => return RemoteEnd::Dropped(format!("cannot start the command: {e}")),
+    let script = script(cmd);
+    let mut refused = 0u32;
+    let mut child = loop {
+        match start(session, cmd.sudo, &script).await {
+            Ok(c) => break c,
+            // sshd counts a session until its close has gone through, so a session
+            // opened just as another one ends may be refused (MaxSessions). Nothing ran:
+            // try again while the connection is alive.
+            Err(e) if refused < 20 && session.check().await.is_ok() => {
+                refused += 1;
+                let pause = Duration::from_millis(20 * u64::from(refused.min(10)));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = ctx.cancellation().cancelled() => return RemoteEnd::Cancelled,
+                }
+                if refused == 20 {
+                    return RemoteEnd::NotStarted(format!(
+                        "the host refused a session 20 times: {e}"
+                    ));
+                }
+            }
+            Err(e) => return RemoteEnd::NotStarted(e.to_string()),
+        }
     };
     let pumps: Vec<_> = [
         child
@@ -181,7 +218,7 @@ pub(crate) async fn run_quiet(
     match run_remote(ctx, session, cmd, &OutputSink::buffer(), kill_grace).await {
         RemoteEnd::Exited(code) => Ok(code == 0),
         RemoteEnd::Cancelled => Err("cancelled".into()),
-        RemoteEnd::Dropped(why) => Err(why),
+        RemoteEnd::Dropped(why) | RemoteEnd::NotStarted(why) => Err(why),
     }
 }
 
@@ -192,7 +229,7 @@ mod tests {
     #[test]
     fn the_script_quotes_everything_it_is_given() {
         let s = script(&RemoteCommand {
-            line: "echo \"$X\"; echo \"it's\"; pwd".into(),
+            line: "echo \"$X\"; echo \"it's\"; pwd\ncat <<'ROK_PLAN_END_OF_COMMAND'\nROK_PLAN_END_OF_COMMAND\ncat".into(),
             cwd: Some("/tmp/a b".into()),
             env: vec![("X".into(), "a'; rm -rf /".into())],
             sudo: false,

@@ -1,0 +1,206 @@
+//! The shipped appliance plans, end to end on a 4-node lab: the master is pinned and
+//! upgraded first, every BOOT-disk swap pauses the run, the slaves upgrade one at a time,
+//! and the cluster ends upgraded.
+
+use rok_plan_lab::appliance::{ApplianceLab, Invocation, V0_12};
+
+use crate::support::{Lab, state_of};
+use crate::{appliances, ssh_args, with_ssh};
+
+/// A shipped plan, by its path in the repository.
+pub(crate) fn shipped(plan: &str) -> String {
+    format!("{}/plans/{plan}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The invocations of `command` in the journal, in start order.
+pub(crate) fn runs_of(hosts: &ApplianceLab, command: &str) -> Vec<Invocation> {
+    let mut v: Vec<Invocation> = hosts
+        .journal()
+        .expect("the journal")
+        .into_iter()
+        .filter(|i| i.is(command))
+        .collect();
+    v.sort_by_key(|i| i.started_ms);
+    v
+}
+
+/// The instances awaiting approval, from `status`.
+fn awaiting(lab: &Lab) -> Vec<String> {
+    lab.status()["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["state"] == "awaiting_approval")
+        .map(|s| s["instance"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Checks the end state of a v0.12 upgrade on every host, and the order of the upgrades.
+pub(crate) fn assert_upgraded_to_v0_12(hosts: &ApplianceLab) {
+    let state = hosts.state().expect("the lab state");
+    assert_eq!(state.cluster.version, V0_12, "the cluster's shared state");
+    for node in &state.nodes {
+        assert_eq!(node.version, V0_12, "node {}", node.name);
+    }
+    let master = hosts.master().to_string();
+    assert_eq!(state.cluster.master, master, "the master stayed the master");
+    for slave in hosts.slaves() {
+        assert_eq!(
+            state
+                .cluster
+                .config
+                .get(&format!("cluster.members.{slave}.master_capable"))
+                .map(String::as_str),
+            Some("False"),
+            "{slave} lost master capability"
+        );
+    }
+    // Each node upgraded exactly once; the master before any slave; slaves one at a time.
+    let upgrades = runs_of(hosts, "rok-cluster-upgrade-v0.12.0 upgrade-node");
+    let order: Vec<&str> = upgrades.iter().map(|i| i.host.as_str()).collect();
+    let mut expected = vec![master.as_str()];
+    let slaves = hosts.slaves();
+    expected.extend(slaves.iter().map(String::as_str));
+    assert_eq!(
+        order, expected,
+        "upgrade-node: once per host, master first, slaves in order"
+    );
+    for pair in upgrades.windows(2) {
+        let ended = pair[0].ended_ms.expect("the upgrade ended");
+        assert!(
+            ended <= pair[1].started_ms,
+            "{} and {} overlapped",
+            pair[0].host,
+            pair[1].host
+        );
+    }
+    let cluster = runs_of(hosts, "rok-cluster-upgrade-v0.12.0 upgrade-cluster");
+    assert_eq!(cluster.len(), 1);
+    assert_eq!(cluster[0].host, master);
+}
+
+#[test]
+fn v0_12_pauses_at_every_boot_disk_swap_and_upgrades_master_first_then_each_slave_alone() {
+    let hosts = appliances(4);
+    let lab = Lab::new();
+    let plan = shipped("rok-v0.12.toml");
+    let params = hosts.plan_params("0.12").display().to_string();
+    let ssh = ssh_args(&hosts);
+
+    let out = lab.run(&with_ssh(&["execute", &plan, "--params", &params], &ssh));
+    out.code(3);
+    assert_eq!(awaiting(&lab), ["swap-boot-master"]);
+    assert!(
+        runs_of(&hosts, "rok-cluster-upgrade-v0.12.0").is_empty(),
+        "nothing upgraded before the swap"
+    );
+    // The master is pinned before its BOOT disk is swapped.
+    let state = hosts.state().unwrap();
+    for slave in hosts.slaves() {
+        assert_eq!(
+            state
+                .cluster
+                .config
+                .get(&format!("cluster.members.{slave}.master_capable"))
+                .map(String::as_str),
+            Some("False")
+        );
+    }
+
+    // The operator approves each swap as it comes: the master's, then each slave's alone.
+    let id = lab.run_id();
+    let mut approved = vec!["swap-boot-master".to_string()];
+    let mut pauses = 1;
+    loop {
+        let last = approved.last().cloned().unwrap_or_default();
+        let out = lab.run(&with_ssh(&["resume", &id, "--approve", &last], &ssh));
+        match out.code {
+            Some(0) => break,
+            Some(3) => {
+                let waiting = awaiting(&lab);
+                assert_eq!(waiting.len(), 1, "one BOOT disk at a time: {waiting:?}");
+                pauses += 1;
+                approved.push(waiting[0].clone());
+            }
+            _ => panic!("resume failed:\n{}", out.all()),
+        }
+    }
+    assert_eq!(
+        approved,
+        [
+            "swap-boot-master",
+            "slaves/rok-node-2/swap-boot-disk",
+            "slaves/rok-node-3/swap-boot-disk",
+            "slaves/rok-node-4/swap-boot-disk"
+        ]
+    );
+    assert_eq!(pauses, 4);
+    assert_upgraded_to_v0_12(&hosts);
+    let state = hosts.state().unwrap();
+    assert!(
+        state.cluster.maps.iter().all(|m| m.format == 4),
+        "maps upgraded: {:?}",
+        state.cluster.maps
+    );
+    assert_eq!(
+        state
+            .cluster
+            .applied_config
+            .get("composer.map_version")
+            .map(String::as_str),
+        Some("4")
+    );
+    assert!(
+        !state.cluster.map_backups.is_empty(),
+        "backups kept (delete_map_backups = false)"
+    );
+    assert_eq!(state_of(&lab.status(), "delete-map-backups"), "skipped");
+}
+
+#[test]
+fn v0_12_with_yes_and_the_s3_and_backup_branches_on() {
+    let hosts = appliances(4);
+    let lab = Lab::new();
+    let plan = shipped("rok-v0.12.toml");
+    let params = hosts.plan_params("0.12").display().to_string();
+    let ssh = ssh_args(&hosts);
+    lab.run(&with_ssh(
+        &[
+            "execute",
+            &plan,
+            "--params",
+            &params,
+            "--yes",
+            "--set",
+            "s3_assume_no_versioning=true",
+            "--set",
+            "s3d_hosts=rok-node-1,rok-node-3",
+            "--set",
+            "delete_map_backups=true",
+        ],
+        &ssh,
+    ))
+    .code(0);
+    assert_upgraded_to_v0_12(&hosts);
+    let state = hosts.state().unwrap();
+    assert!(
+        state.cluster.map_backups.is_empty(),
+        "backups deleted after verify"
+    );
+    for host in ["rok-node-1", "rok-node-3"] {
+        let conf = hosts.daemons_conf(host).unwrap();
+        assert!(
+            conf.contains("assume-no-versioning = true"),
+            "{host}: {conf}"
+        );
+    }
+    for host in ["rok-node-2", "rok-node-4"] {
+        assert!(
+            !hosts
+                .daemons_conf(host)
+                .unwrap()
+                .contains("assume-no-versioning"),
+            "{host}"
+        );
+    }
+}
