@@ -536,6 +536,11 @@ pub fn patch_object(
                     },
                 )?;
                 if !opts.dry_run {
+                    // Keep what the create hooks did (a new CRD is established at once).
+                    let store_ns = if rt.namespaced { ns } else { "" };
+                    if let Some(now) = w.store.get(&gr(rt), store_ns, name) {
+                        created = now.clone();
+                    }
                     created["metadata"]["managedFields"] = mf;
                     created = w.store.put(&gr(rt), created);
                 }
