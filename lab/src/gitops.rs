@@ -58,7 +58,12 @@ pub enum GitopsError {
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, GitopsError> {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "rok-lab")
@@ -147,8 +152,14 @@ impl GitopsRepos {
         let mirror = parent.join("mirror.git");
         let vendor = parent.join("vendor");
         let local = parent.join("local");
-        git(parent, &["init", "-q", "--bare", "-b", branch, "upstream.git"])?;
-        git(parent, &["init", "-q", "--bare", "-b", branch, "mirror.git"])?;
+        git(
+            parent,
+            &["init", "-q", "--bare", "-b", branch, "upstream.git"],
+        )?;
+        git(
+            parent,
+            &["init", "-q", "--bare", "-b", branch, "mirror.git"],
+        )?;
         git(parent, &["clone", "-q", "upstream.git", "vendor"])?;
         // `clone` of an empty repository does not know the branch yet.
         git(&vendor, &["checkout", "-q", "-b", branch])?;
@@ -163,7 +174,10 @@ impl GitopsRepos {
         let base_commit = git(&vendor, &["rev-parse", "HEAD"])?;
 
         // The operator's clone and changes.
-        git(parent, &["clone", "-q", "-b", branch, "upstream.git", "local"])?;
+        git(
+            parent,
+            &["clone", "-q", "-b", branch, "upstream.git", "local"],
+        )?;
         for (k, v) in [
             ("user.name", "operator"),
             ("user.email", "operator@example.invalid"),
@@ -207,7 +221,11 @@ impl GitopsRepos {
 
     /// Adds a vendor commit upstream that writes `files` (path, text); returns the new
     /// upstream head.
-    pub fn push_vendor_commit(&mut self, message: &str, files: &[(&str, &str)]) -> Result<String, GitopsError> {
+    pub fn push_vendor_commit(
+        &mut self,
+        message: &str,
+        files: &[(&str, &str)],
+    ) -> Result<String, GitopsError> {
         for (path, text) in files {
             write(&self.vendor, path, text)?;
         }

@@ -66,11 +66,10 @@ impl LabDir {
     /// Changes the simulated state directly (set up a scenario: a node at another
     /// version, a different master...), under the same lock the tools take.
     pub fn update_state(&self, change: impl FnOnce(&mut LabState)) -> Result<(), ApplianceError> {
-        StateStore::new(self.paths.clone())
-            .update(|s| {
-                change(s);
-                Ok::<(), ApplianceError>(())
-            })?
+        StateStore::new(self.paths.clone()).update(|s| {
+            change(s);
+            Ok::<(), ApplianceError>(())
+        })?
     }
 
     /// Every tool invocation so far, in start order.
@@ -79,7 +78,11 @@ impl LabDir {
     }
 
     /// The invocations on `host` whose argv starts with `command`'s words.
-    pub fn invocations(&self, host: &str, command: &str) -> Result<Vec<Invocation>, ApplianceError> {
+    pub fn invocations(
+        &self,
+        host: &str,
+        command: &str,
+    ) -> Result<Vec<Invocation>, ApplianceError> {
         Ok(self
             .journal()?
             .into_iter()

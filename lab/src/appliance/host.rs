@@ -80,7 +80,10 @@ fn is_gone(pid: u32) -> bool {
 fn children_of(pid: u32) -> Vec<u32> {
     let listed = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
     if let Ok(text) = listed {
-        return text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        return text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
     }
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -120,7 +123,9 @@ impl HostProcess {
             .append(true)
             .open(&log_path)
             .map_err(|e| ApplianceError::io(&log_path, e))?;
-        let log_err = log.try_clone().map_err(|e| ApplianceError::io(&log_path, e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| ApplianceError::io(&log_path, e))?;
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",

@@ -32,7 +32,10 @@ pub(crate) const MASTER_CANDIDATES: &str = "cluster.master_candidates";
 pub(crate) const MAP_VERSION: &str = "composer.map_version";
 
 /// The configuration a cluster at `version` starts with.
-pub(crate) fn initial_config(opts: &ApplianceOptions, version: Version) -> BTreeMap<String, String> {
+pub(crate) fn initial_config(
+    opts: &ApplianceOptions,
+    version: Version,
+) -> BTreeMap<String, String> {
     let mut config = BTreeMap::new();
     config.insert("cluster.name".to_string(), opts.cluster_name.clone());
     config.insert(MAP_VERSION.to_string(), "3".to_string());
@@ -100,7 +103,11 @@ pub(crate) fn initial_state(opts: &ApplianceOptions) -> LabState {
 /// `[s3d.0]` section on hosts that run the S3 daemon.
 pub(crate) fn daemons_conf(opts: &ApplianceOptions, host: &str, version: Version) -> String {
     let master = format!("{}.{}", opts.hosts[0], opts.cluster_name);
-    let role = if host == opts.hosts[0] { "master" } else { "slave" };
+    let role = if host == opts.hosts[0] {
+        "master"
+    } else {
+        "slave"
+    };
     let mut s = format!("# /etc/rok/daemons.conf of {host} (a simulated Rok appliance)\n\n");
     if version >= V0_11 {
         s.push_str(&format!(

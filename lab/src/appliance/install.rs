@@ -59,7 +59,11 @@ pub(crate) fn install_tools(
 }
 
 /// Writes `/etc/rok/daemons.conf` of a new host.
-pub(crate) fn write_etc_rok(paths: &LabPaths, host: &str, daemons_conf: &str) -> Result<(), ApplianceError> {
+pub(crate) fn write_etc_rok(
+    paths: &LabPaths,
+    host: &str,
+    daemons_conf: &str,
+) -> Result<(), ApplianceError> {
     let dir = paths.etc_rok(host);
     std::fs::create_dir_all(&dir).map_err(|e| ApplianceError::io(&dir, e))?;
     let file = dir.join("daemons.conf");

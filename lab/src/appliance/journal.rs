@@ -67,7 +67,11 @@ pub(crate) struct JournalWriter {
 
 impl JournalWriter {
     /// Records the start of `argv` on `host`.
-    pub(crate) fn start(paths: LabPaths, host: &str, argv: &[String]) -> Result<Self, ApplianceError> {
+    pub(crate) fn start(
+        paths: LabPaths,
+        host: &str,
+        argv: &[String],
+    ) -> Result<Self, ApplianceError> {
         let at_ms = now_ms();
         let id = format!("{host}-{}-{at_ms}", std::process::id());
         let w = Self {

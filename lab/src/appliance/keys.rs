@@ -25,10 +25,12 @@ pub(crate) fn generate(keys: &[(PathBuf, String)]) -> Result<(), ApplianceError>
         running.push((path, child));
     }
     for (path, child) in running {
-        let out = child.wait_with_output().map_err(|e| ApplianceError::Program {
-            program: "ssh-keygen".into(),
-            message: e.to_string(),
-        })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| ApplianceError::Program {
+                program: "ssh-keygen".into(),
+                message: e.to_string(),
+            })?;
         if !out.status.success() {
             return Err(ApplianceError::Program {
                 program: "ssh-keygen".into(),

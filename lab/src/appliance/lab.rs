@@ -83,7 +83,9 @@ fn validate(opts: &ApplianceOptions) -> Result<(), ApplianceError> {
         return bad(format!("s3d host {h} is not one of the hosts"));
     }
     if let Some(h) = unknown(opts.known_hosts.keys().collect()) {
-        return bad(format!("known_hosts names {h}, which is not one of the hosts"));
+        return bad(format!(
+            "known_hosts names {h}, which is not one of the hosts"
+        ));
     }
     if let Some(c) = &opts.initial_master_candidates
         && let Some(h) = unknown(c.iter().collect())
@@ -125,7 +127,10 @@ impl ApplianceLab {
         let (tempdir, root) = match &options.dir {
             Some(d) => {
                 create_dir(d)?;
-                (None, d.canonicalize().map_err(|e| ApplianceError::io(d, e))?)
+                (
+                    None,
+                    d.canonicalize().map_err(|e| ApplianceError::io(d, e))?,
+                )
             }
             None => {
                 let t = tempfile::Builder::new()
@@ -138,7 +143,10 @@ impl ApplianceLab {
         };
         let paths = LabPaths::new(root);
         if let Ok(old) = Manifest::read(&paths)
-            && old.hosts.iter().any(|h| h.unshare_pid.is_some_and(|p| start_time(p) == h.unshare_start_time))
+            && old.hosts.iter().any(|h| {
+                h.unshare_pid
+                    .is_some_and(|p| start_time(p) == h.unshare_start_time)
+            })
         {
             return Err(ApplianceError::InvalidOptions(format!(
                 "a lab is already running in {} (stop it with `lab appliances down --dir {}`)",
@@ -168,7 +176,11 @@ impl ApplianceLab {
         let state = initial_state(&options);
         StateStore::new(paths.clone()).replace(&state)?;
         for h in &options.hosts {
-            write_etc_rok(&paths, h, &daemons_conf(&options, h, options.starting_version()))?;
+            write_etc_rok(
+                &paths,
+                h,
+                &daemons_conf(&options, h, options.starting_version()),
+            )?;
             install_tools(&paths, h, options.boot_image, &lab_bin)?;
         }
         write(&paths.plan_params("0.11"), &params::v0_11(&options))?;
@@ -228,7 +240,8 @@ impl ApplianceLab {
         let gateway = |name: &str| state.node(name).is_some_and(|n| n.gateway);
         for a in &self.hosts {
             self.write_sshd_config(&a.name, a.port)?;
-            let p = HostProcess::boot(self.dir.paths(), &self.boot_spec(&a.name, gateway(&a.name)))?;
+            let p =
+                HostProcess::boot(self.dir.paths(), &self.boot_spec(&a.name, gateway(&a.name)))?;
             *lock(&a.process) = Some(p);
         }
         let deadline = Instant::now() + self.options.ready_timeout;
@@ -242,7 +255,9 @@ impl ApplianceLab {
                 if answers_ssh(port) {
                     continue;
                 }
-                let exited = lock(&self.hosts[i].process).as_mut().is_none_or(HostProcess::has_exited);
+                let exited = lock(&self.hosts[i].process)
+                    .as_mut()
+                    .is_none_or(HostProcess::has_exited);
                 if exited {
                     let log = log_tail(&self.dir.paths().sshd_log(&name));
                     if log.contains("Address already in use") && port_retries > 0 {
@@ -278,7 +293,8 @@ impl ApplianceLab {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        self.dir.update_state(|s| s.nodes.iter_mut().for_each(|n| n.up = true))
+        self.dir
+            .update_state(|s| s.nodes.iter_mut().for_each(|n| n.up = true))
     }
 
     fn write_client_files(&self) -> Result<(), ApplianceError> {
@@ -373,9 +389,13 @@ impl ApplianceLab {
     /// `ssh -F SSH_CONFIG -o StrictHostKeyChecking=yes HOST`: add the command to run.
     pub fn ssh(&self, host: &str) -> Command {
         let mut c = Command::new("ssh");
-        c.arg("-F")
-            .arg(self.ssh_config())
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10", host]);
+        c.arg("-F").arg(self.ssh_config()).args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            host,
+        ]);
         c
     }
 

@@ -62,6 +62,10 @@ pub(crate) fn check_master_pinned(c: &ClusterState) -> Result<(), String> {
     Err(format!(
         "the master {} is not the only master-capable node (master capable: {}): a failover could move the master to a node on the old version; {how}",
         c.master,
-        if names.is_empty() { "none".to_string() } else { names.join(", ") },
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        },
     ))
 }

@@ -78,11 +78,7 @@ pub(crate) fn known_hosts(hosts: &[HostEntry]) -> String {
 }
 
 /// Which key known_hosts gets for an entry.
-pub(crate) fn known_key(
-    entry: KnownHostEntry,
-    real: &str,
-    wrong: &str,
-) -> Option<String> {
+pub(crate) fn known_key(entry: KnownHostEntry, real: &str, wrong: &str) -> Option<String> {
     match entry {
         KnownHostEntry::Correct => Some(real.to_string()),
         KnownHostEntry::Missing => None,

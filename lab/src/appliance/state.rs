@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApplianceError;
 use super::paths::LabPaths;
@@ -173,7 +173,10 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Appliance
 
 /// Writes a JSON file through a temporary file and a rename, so that a tool killed while
 /// writing (crash tests SIGKILL tools) leaves the old or the new file, never half of one.
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), ApplianceError> {
+pub(crate) fn write_json_atomic<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), ApplianceError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| ApplianceError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -5,7 +5,10 @@ use std::process::Command;
 use crate::support::{alive, port_open};
 
 fn lab_cmd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lab")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -13,7 +16,15 @@ fn up_detached_then_fail_state_and_down() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let dir_s = dir.to_str().unwrap();
-    let up = lab_cmd(&["appliances", "up", "--nodes", "2", "--dir", dir_s, "--detach"]);
+    let up = lab_cmd(&[
+        "appliances",
+        "up",
+        "--nodes",
+        "2",
+        "--dir",
+        dir_s,
+        "--detach",
+    ]);
     // Whatever happens next, stop what `up` left running.
     struct Down(String);
     impl Drop for Down {
@@ -22,13 +33,23 @@ fn up_detached_then_fail_state_and_down() {
         }
     }
     let _down = Down(dir_s.to_string());
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let stdout = String::from_utf8_lossy(&up.stdout);
     let ssh_config = dir.join("ssh_config");
-    assert!(stdout.contains(&format!("ssh_config: {}", ssh_config.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("ssh_config: {}", ssh_config.display())),
+        "{stdout}"
+    );
     assert!(stdout.contains("master: rok-node-1"), "{stdout}");
     let params = std::fs::read_to_string(dir.join("params-rok-v0.12.toml")).unwrap();
-    assert!(params.contains("master = \"rok-node-1\"") && params.contains("slaves = [\"rok-node-2\"]"), "{params}");
+    assert!(
+        params.contains("master = \"rok-node-1\"") && params.contains("slaves = [\"rok-node-2\"]"),
+        "{params}"
+    );
 
     let ssh = |host: &str, cmd: &str| {
         Command::new("ssh")
@@ -38,14 +59,38 @@ fn up_detached_then_fail_state_and_down() {
             .output()
             .unwrap()
     };
-    assert_eq!(String::from_utf8_lossy(&ssh("rok-node-2", "hostname").stdout).trim(), "rok-node-2");
+    assert_eq!(
+        String::from_utf8_lossy(&ssh("rok-node-2", "hostname").stdout).trim(),
+        "rok-node-2"
+    );
 
     let fail = lab_cmd(&[
-        "appliances", "fail", "--dir", dir_s, "--host", "rok-node-1", "--command", "rok-cluster-ctl member-list",
+        "appliances",
+        "fail",
+        "--dir",
+        dir_s,
+        "--host",
+        "rok-node-1",
+        "--command",
+        "rok-cluster-ctl member-list",
     ]);
-    assert!(fail.status.success(), "{}", String::from_utf8_lossy(&fail.stderr));
-    assert_eq!(ssh("rok-node-1", "rok-cluster-ctl member-list").status.code(), Some(1));
-    assert_eq!(ssh("rok-node-1", "rok-cluster-ctl member-list").status.code(), Some(0));
+    assert!(
+        fail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fail.stderr)
+    );
+    assert_eq!(
+        ssh("rok-node-1", "rok-cluster-ctl member-list")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        ssh("rok-node-1", "rok-cluster-ctl member-list")
+            .status
+            .code(),
+        Some(0)
+    );
 
     let state = lab_cmd(&["appliances", "state", "--dir", dir_s]);
     let doc: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
@@ -55,9 +100,16 @@ fn up_detached_then_fail_state_and_down() {
     let doc: serde_json::Value = serde_json::from_slice(&journal.stdout).unwrap();
     assert_eq!(doc.as_array().unwrap().len(), 2);
 
-    let manifest = rok_plan_lab::appliance::LabDir::open(&dir).unwrap().manifest().unwrap();
+    let manifest = rok_plan_lab::appliance::LabDir::open(&dir)
+        .unwrap()
+        .manifest()
+        .unwrap();
     let down = lab_cmd(&["appliances", "down", "--dir", dir_s]);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     for h in manifest.hosts {
         assert!(!port_open(h.port), "{} still listens", h.name);
         assert!(!alive(h.unshare_pid.unwrap()));

@@ -20,7 +20,9 @@ fn each_appliance_has_its_hostname_etc_rok_and_tools() {
     ok(&lab, "rok-node-1", "echo one > /etc/rok/mark");
     assert_eq!(ok(&lab, "rok-node-1", "cat /etc/rok/mark").trim(), "one");
     assert_eq!(
-        ssh(&lab, "rok-node-2", "test -e /etc/rok/mark").status.code(),
+        ssh(&lab, "rok-node-2", "test -e /etc/rok/mark")
+            .status
+            .code(),
         Some(1)
     );
     assert!(!std::path::Path::new("/etc/rok/mark").exists());
@@ -44,14 +46,19 @@ fn ssh_commands_are_fast() {
         ok(&lab, "rok-node-1", "rok-config get >/dev/null");
     }
     let each = start.elapsed() / 3;
-    assert!(each < Duration::from_secs(2), "an ssh command took {each:?}");
+    assert!(
+        each < Duration::from_secs(2),
+        "an ssh command took {each:?}"
+    );
 }
 
 #[test]
 fn an_unknown_or_changed_host_key_is_refused_under_strict_checking() {
     let lab = lab_with(3, |o| {
-        o.known_hosts.insert("rok-node-2".into(), KnownHostEntry::Missing);
-        o.known_hosts.insert("rok-node-3".into(), KnownHostEntry::Wrong);
+        o.known_hosts
+            .insert("rok-node-2".into(), KnownHostEntry::Missing);
+        o.known_hosts
+            .insert("rok-node-3".into(), KnownHostEntry::Wrong);
     });
     ok(&lab, "rok-node-1", "true");
     let unknown = ssh(&lab, "rok-node-2", "true");
@@ -61,10 +68,15 @@ fn an_unknown_or_changed_host_key_is_refused_under_strict_checking() {
     let changed = ssh(&lab, "rok-node-3", "true");
     assert_eq!(changed.status.code(), Some(255));
     let err = String::from_utf8_lossy(&changed.stderr);
-    assert!(err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"), "{err}");
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
     // Correct entries again: both work.
-    lab.set_known_host("rok-node-2", KnownHostEntry::Correct).unwrap();
-    lab.set_known_host("rok-node-3", KnownHostEntry::Correct).unwrap();
+    lab.set_known_host("rok-node-2", KnownHostEntry::Correct)
+        .unwrap();
+    lab.set_known_host("rok-node-3", KnownHostEntry::Correct)
+        .unwrap();
     ok(&lab, "rok-node-2", "true");
     ok(&lab, "rok-node-3", "true");
 }
@@ -112,7 +124,10 @@ fn a_new_boot_image_brings_its_upgrade_tool() {
             .code(),
         Some(1)
     );
-    assert_eq!(lab.state().unwrap().node("rok-node-2").unwrap().boot_image, V0_12);
+    assert_eq!(
+        lab.state().unwrap().node("rok-node-2").unwrap().boot_image,
+        V0_12
+    );
 }
 
 #[test]
@@ -182,8 +197,13 @@ fn the_appliances_die_with_the_process_that_started_them() {
     up.kill().unwrap();
     up.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ports.iter().any(|p| port_open(*p)) || !processes_mentioning(&dir.to_string_lossy()).is_empty() {
-        assert!(Instant::now() < deadline, "the appliances outlived their lab process");
+    while ports.iter().any(|p| port_open(*p))
+        || !processes_mentioning(&dir.to_string_lossy()).is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the appliances outlived their lab process"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

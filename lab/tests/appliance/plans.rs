@@ -13,7 +13,9 @@ use toml::Value;
 use crate::support::{lab_with, ssh};
 
 fn plan_text(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plans").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plans")
+        .join(name);
     std::fs::read_to_string(&path).unwrap()
 }
 
@@ -56,7 +58,9 @@ impl Params {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -81,7 +85,11 @@ fn render(text: &str, params: &Params, item: Option<&str>, shell: bool) -> Strin
         } else {
             params.text(expr.strip_prefix("params.").unwrap())
         };
-        out.push_str(&if shell && !raw { shell_quote(&value) } else { value });
+        out.push_str(&if shell && !raw {
+            shell_quote(&value)
+        } else {
+            value
+        });
         rest = &rest[end + 2..];
     }
     out.push_str(rest);
@@ -96,7 +104,12 @@ enum Outcome {
     Failed(String, String),
 }
 
-fn run_step(lab: &ApplianceLab, step: &Value, params: &Params, item: Option<&str>) -> Result<(), String> {
+fn run_step(
+    lab: &ApplianceLab,
+    step: &Value,
+    params: &Params,
+    item: Option<&str>,
+) -> Result<(), String> {
     let get = |k: &str| step.get(k).and_then(Value::as_str);
     if let Some(when) = get("when")
         && !params.truth(when)
@@ -129,9 +142,10 @@ fn run_step(lab: &ApplianceLab, step: &Value, params: &Params, item: Option<&str
         "file.edit" => {
             let host = render(get("host").unwrap(), params, item, false);
             let path = get("path").unwrap();
-            let file = lab
-                .etc_rok(&host)
-                .join(path.strip_prefix("/etc/rok/").expect("a file under /etc/rok"));
+            let file = lab.etc_rok(&host).join(
+                path.strip_prefix("/etc/rok/")
+                    .expect("a file under /etc/rok"),
+            );
             let mut text = std::fs::read_to_string(&file).unwrap();
             for r in step.get("replace").and_then(Value::as_array).unwrap() {
                 text = text.replace(r["pattern"].as_str().unwrap(), r["with"].as_str().unwrap());
@@ -177,9 +191,15 @@ fn rehearse(lab: &ApplianceLab, plan: &Value, params: &Params) -> Outcome {
                     continue;
                 }
                 for item in params.list(group["for_each"].as_str().unwrap()) {
-                    for s in steps.iter().filter(|s| s.get("group").and_then(Value::as_str) == Some(g)) {
+                    for s in steps
+                        .iter()
+                        .filter(|s| s.get("group").and_then(Value::as_str) == Some(g))
+                    {
                         if let Err(e) = run_step(lab, s, params, Some(&item)) {
-                            return Outcome::Failed(format!("{}[{item}]", s["id"].as_str().unwrap()), e);
+                            return Outcome::Failed(
+                                format!("{}[{item}]", s["id"].as_str().unwrap()),
+                                e,
+                            );
                         }
                     }
                 }
@@ -212,8 +232,14 @@ fn v0_11_params() -> Params {
         ("rok_clustername", Value::String("rok-prod".into())),
         ("review_openstore_roles", Value::Boolean(true)),
         ("gateway", Value::Boolean(true)),
-        ("gateway_stop_command", Value::String("rok-gw-service stop".into())),
-        ("gateway_start_command", Value::String("rok-gw-service start".into())),
+        (
+            "gateway_stop_command",
+            Value::String("rok-gw-service stop".into()),
+        ),
+        (
+            "gateway_start_command",
+            Value::String("rok-gw-service start".into()),
+        ),
         ("ganeti", Value::Boolean(false)),
     ]))
 }
@@ -268,14 +294,28 @@ fn v0_12_plan_verify_master_pinned_checks_only_its_last_line() {
     let lab = lab_with(4, |_| {});
     match rehearse(&lab, &plan("rok-v0.12.toml"), &v0_12_params()) {
         Outcome::Failed(step, why) => {
-            assert_eq!(step, "upgrade-cluster", "verify-master-pinned passed: {why}");
-            assert!(why.contains("master capable: rok-node-1, rok-node-4"), "{why}");
+            assert_eq!(
+                step, "upgrade-cluster",
+                "verify-master-pinned passed: {why}"
+            );
+            assert!(
+                why.contains("master capable: rok-node-1, rok-node-4"),
+                "{why}"
+            );
         }
         Outcome::Done => panic!("upgraded with rok-node-4 still master capable"),
     }
     // The count line on its own, once rok-node-4 is unpinned too: 2 (the host line).
-    crate::support::ok(&lab, "rok-node-1", "rok-config set cluster.members.rok-node-4.master_capable=False");
-    let count = ssh(&lab, "rok-node-1", "rok-config get | grep master_capable | grep -c True");
+    crate::support::ok(
+        &lab,
+        "rok-node-1",
+        "rok-config set cluster.members.rok-node-4.master_capable=False",
+    );
+    let count = ssh(
+        &lab,
+        "rok-node-1",
+        "rok-config get | grep master_capable | grep -c True",
+    );
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "2");
 }
 
@@ -290,12 +330,22 @@ fn v0_11_plan_find_master_does_not_check_the_master() {
     match rehearse(&lab, &plan("rok-v0.11.toml"), &params) {
         Outcome::Failed(step, why) => {
             assert_eq!(step, "upgrade-cluster", "{why}");
-            assert!(why.contains("must run on the master node (rok-node-1)"), "{why}");
+            assert!(
+                why.contains("must run on the master node (rok-node-1)"),
+                "{why}"
+            );
         }
         Outcome::Done => panic!("the plan ran with the wrong master"),
     }
-    let candidates = crate::support::ok(&lab, "rok-node-1", "rok-config get cluster.master_candidates");
-    assert_eq!(candidates.trim(), "cluster.master_candidates=rok-node-2.rok-prod");
+    let candidates = crate::support::ok(
+        &lab,
+        "rok-node-1",
+        "rok-config get cluster.master_candidates",
+    );
+    assert_eq!(
+        candidates.trim(),
+        "cluster.master_candidates=rok-node-2.rok-prod"
+    );
 }
 
 /// gateway-migrate's `pgrep -f gunicorn` matches the step's own shell, whose command
@@ -328,7 +378,13 @@ fn v0_11_plan_then_v0_12_plan_run_to_the_end_with_pgrep_x() {
     assert_upgraded(&lab, V0_11);
     let state = lab.state().unwrap();
     assert!(state.cluster.etcd_auth);
-    assert!(state.cluster.gateway_migrations.iter().any(|m| m == "0005_etcd_credentials"));
+    assert!(
+        state
+            .cluster
+            .gateway_migrations
+            .iter()
+            .any(|m| m == "0005_etcd_credentials")
+    );
     for h in lab.hosts() {
         assert!(!lab.daemons_conf(&h).unwrap().contains("tcp://"), "{h}");
     }
@@ -361,5 +417,9 @@ fn v0_11_plan_pin_check_is_fooled_by_a_list_that_starts_with_the_master() {
         }
         Outcome::Done => panic!("the plan pinned the master after all"),
     }
-    assert!(lab.invocations("rok-node-1", "rok-config set").unwrap().is_empty());
+    assert!(
+        lab.invocations("rok-node-1", "rok-config set")
+            .unwrap()
+            .is_empty()
+    );
 }

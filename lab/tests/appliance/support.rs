@@ -44,7 +44,11 @@ pub(crate) fn refused(lab: &ApplianceLab, host: &str, cmd: &str, expected: &str)
     let o = ssh(lab, host, cmd);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{host}: {cmd}: {}", show(&o));
-    assert!(stderr.contains(expected), "{host}: {cmd}: expected {expected:?} in {}", show(&o));
+    assert!(
+        stderr.contains(expected),
+        "{host}: {cmd}: expected {expected:?} in {}",
+        show(&o)
+    );
     stderr
 }
 

@@ -6,16 +6,15 @@ use super::super::state::MapState;
 use super::super::version::V0_12;
 use super::{Refusal, Tool, ToolResult};
 
-const USAGE: &str = "usage: rok-composer-tool map-upgrade (--all | MAP...) | rok-composer-tool verify";
+const USAGE: &str =
+    "usage: rok-composer-tool map-upgrade (--all | MAP...) | rok-composer-tool verify";
 
 pub(super) fn run(tool: &mut Tool, args: &[&str]) -> ToolResult {
     match args {
         ["map-upgrade", which @ ..] if !which.is_empty() => {
             let state = tool.read()?;
             if tool.boot_image(&state)? < V0_12 {
-                return Err(Refusal::usage(
-                    "unknown command map-upgrade (new in v0.12)",
-                ));
+                return Err(Refusal::usage("unknown command map-upgrade (new in v0.12)"));
             }
             map_upgrade(tool, which)
         }
@@ -45,13 +44,12 @@ fn map_upgrade(tool: &mut Tool, which: &[&str]) -> ToolResult {
                 "{MAP_VERSION}=4 is not applied: run `rok-config set {MAP_VERSION}=4` and `rok-config apply` first"
             )));
         }
-        if !all {
-            if let Some(missing) = which
+        if !all
+            && let Some(missing) = which
                 .iter()
                 .find(|w| !state.cluster.maps.iter().any(|m| m.name == **w))
-            {
-                return Err(Refusal::new(format!("no map named {missing}")));
-            }
+        {
+            return Err(Refusal::new(format!("no map named {missing}")));
         }
         let mut upgraded = Vec::new();
         let c = &mut state.cluster;
@@ -71,7 +69,9 @@ fn map_upgrade(tool: &mut Tool, which: &[&str]) -> ToolResult {
         tool.say("All maps are already in the v4 format.");
     }
     for (name, from, backup) in upgraded {
-        tool.say(format!("Upgraded map {name} from v{from} to v4 (backup: {backup})"));
+        tool.say(format!(
+            "Upgraded map {name} from v{from} to v4 (backup: {backup})"
+        ));
     }
     Ok(())
 }
@@ -79,9 +79,18 @@ fn map_upgrade(tool: &mut Tool, which: &[&str]) -> ToolResult {
 fn verify(tool: &mut Tool) -> ToolResult {
     let state = tool.read()?;
     let want = applied_map_version(&state.cluster.applied_config);
-    let behind: Vec<&MapState> = state.cluster.maps.iter().filter(|m| m.format < want).collect();
+    let behind: Vec<&MapState> = state
+        .cluster
+        .maps
+        .iter()
+        .filter(|m| m.format < want)
+        .collect();
     for m in &state.cluster.maps {
-        let ok = if m.format < want { "NOT UPGRADED" } else { "ok" };
+        let ok = if m.format < want {
+            "NOT UPGRADED"
+        } else {
+            "ok"
+        };
         tool.say(format!("map {}: v{} {ok}", m.name, m.format));
     }
     if !behind.is_empty() {

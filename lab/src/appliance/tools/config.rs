@@ -37,8 +37,11 @@ fn host_lines(c: &ClusterState, host: &str) -> Vec<(String, String)> {
 fn get(tool: &mut Tool, key: Option<&str>) -> ToolResult {
     let state = tool.read()?;
     let c = &state.cluster;
-    let mut lines: Vec<(String, String)> =
-        c.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut lines: Vec<(String, String)> = c
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     lines.extend(host_lines(c, &tool.host));
     match key {
         None => {
@@ -89,7 +92,9 @@ fn checked_key(state: &LabState, host: &str, key: &str, value: &str) -> Result<S
         if value == "True" || value == "False" {
             Ok(())
         } else {
-            Err(Refusal::new(format!("{key}: {value:?} is not True or False")))
+            Err(Refusal::new(format!(
+                "{key}: {value:?} is not True or False"
+            )))
         }
     };
     if key == "host.master_capable" {
@@ -154,7 +159,9 @@ fn checked_key(state: &LabState, host: &str, key: &str, value: &str) -> Result<S
                 )));
             }
             if value.parse::<u32>().map_or(true, |d| d < 2) {
-                return Err(Refusal::new(format!("{key}: {value:?} is not an integer >= 2")));
+                return Err(Refusal::new(format!(
+                    "{key}: {value:?} is not an integer >= 2"
+                )));
             }
             Ok(key.to_string())
         }
@@ -166,7 +173,11 @@ fn checked_key(state: &LabState, host: &str, key: &str, value: &str) -> Result<S
 
 fn apply(tool: &mut Tool) -> ToolResult {
     let generation = tool.update(|state| {
-        if state.cluster.config.get(MAP_VERSION).is_some_and(|v| v == "4")
+        if state
+            .cluster
+            .config
+            .get(MAP_VERSION)
+            .is_some_and(|v| v == "4")
             && let Some(old) = state.nodes.iter().find(|n| n.version < V0_12)
         {
             return Err(Refusal::new(format!(

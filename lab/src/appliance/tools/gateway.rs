@@ -117,7 +117,9 @@ pub(super) fn service(tool: &mut Tool, args: &[&str]) -> ToolResult {
     match args {
         ["start"] => {
             if let Some(pid) = gunicorn_pids().first() {
-                tool.say(format!("The Gateway is already running (gunicorn, pid {pid})."));
+                tool.say(format!(
+                    "The Gateway is already running (gunicorn, pid {pid})."
+                ));
                 return Ok(());
             }
             let exe = tool.paths.bin_dir(&tool.host).join("gunicorn");
@@ -136,7 +138,10 @@ pub(super) fn service(tool: &mut Tool, args: &[&str]) -> ToolResult {
             let child = cmd
                 .spawn()
                 .map_err(|e| Refusal::new(format!("cannot start {}: {e}", exe.display())))?;
-            tool.say(format!("Started the Gateway (gunicorn, pid {}).", child.id()));
+            tool.say(format!(
+                "Started the Gateway (gunicorn, pid {}).",
+                child.id()
+            ));
             Ok(())
         }
         ["stop"] => {
@@ -172,6 +177,8 @@ pub(super) fn service(tool: &mut Tool, args: &[&str]) -> ToolResult {
                 })
             }
         },
-        _ => Err(Refusal::usage("usage: rok-gw-service start | stop | status")),
+        _ => Err(Refusal::usage(
+            "usage: rok-gw-service start | stop | status",
+        )),
     }
 }

@@ -158,7 +158,10 @@ pub fn run(name: &str, args: &[String]) -> ExitCode {
     };
     std::thread::sleep(injected.before);
     let code = if let Some(code) = injected.fail {
-        eprintln!("{name}: error: injected failure (rok-plan lab fault on {})", ctx.host);
+        eprintln!(
+            "{name}: error: injected failure (rok-plan lab fault on {})",
+            ctx.host
+        );
         code
     } else {
         let mut tool = Tool {

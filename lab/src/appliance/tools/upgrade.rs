@@ -10,9 +10,15 @@ use super::{Refusal, Tool, ToolResult};
 
 pub(super) fn run(tool: &mut Tool, target: Version, args: &[&str]) -> ToolResult {
     let usage = if target == V0_11 {
-        format!("usage: {} upgrade-cluster | upgrade-node | enable-etcd-auth", target.upgrade_tool())
+        format!(
+            "usage: {} upgrade-cluster | upgrade-node | enable-etcd-auth",
+            target.upgrade_tool()
+        )
     } else {
-        format!("usage: {} upgrade-cluster | upgrade-node", target.upgrade_tool())
+        format!(
+            "usage: {} upgrade-cluster | upgrade-node",
+            target.upgrade_tool()
+        )
     };
     match args {
         ["upgrade-cluster"] => upgrade_cluster(tool, target),
@@ -72,7 +78,9 @@ fn upgrade_cluster(tool: &mut Tool, target: Version) -> ToolResult {
         c.version = target;
         Ok(from)
     })?;
-    tool.say(format!("Upgrading the shared state of the Rok cluster from v{from} to v{target}..."));
+    tool.say(format!(
+        "Upgrading the shared state of the Rok cluster from v{from} to v{target}..."
+    ));
     tool.say("The cluster's shared state is upgraded.");
     Ok(())
 }
@@ -125,7 +133,9 @@ fn upgrade_node(tool: &mut Tool, target: Version) -> ToolResult {
         }
         Ok(from)
     })?;
-    tool.say(format!("Upgrading node {host} from v{from} to v{target}..."));
+    tool.say(format!(
+        "Upgrading node {host} from v{from} to v{target}..."
+    ));
     tool.say(format!("Node {host} is upgraded to v{target}."));
     Ok(())
 }
@@ -147,7 +157,9 @@ fn enable_etcd_auth(tool: &mut Tool) -> ToolResult {
             )));
         }
         if state.cluster.etcd_auth {
-            return Err(Refusal::new("etcd SSL authentication and RBAC are already enabled"));
+            return Err(Refusal::new(
+                "etcd SSL authentication and RBAC are already enabled",
+            ));
         }
         state.cluster.etcd_auth = true;
         Ok(())
