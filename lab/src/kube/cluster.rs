@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::controllers;
-use super::faults::FailRule;
+use super::faults::{DelayRule, FailRule};
 use super::ops::WriteOpts;
 use super::server::{Shared, router};
 use super::status::ApiError;
@@ -226,7 +226,7 @@ impl Cluster {
     /// Answers the next `n` requests whose method matches (any if `None`) and whose path
     /// contains `path_contains` with `code`.
     pub fn fail_next(&self, method: Option<&str>, path_contains: &str, code: u16, n: u32) {
-        self.world().faults.rules.push(FailRule {
+        self.shared.faults().rules.push(FailRule {
             method: method.map(str::to_string),
             path_contains: path_contains.to_string(),
             code,
@@ -236,12 +236,29 @@ impl Cluster {
 
     /// Adds latency to every answer.
     pub fn set_latency(&self, d: Duration) {
-        self.world().faults.latency = d;
+        self.shared.faults().latency = d;
+    }
+
+    /// Holds the next `n` requests whose method matches (any if `None`) and whose path contains
+    /// `path_contains` for `delay` before handling them (`n == None`: every matching request).
+    pub fn delay_next(
+        &self,
+        method: Option<&str>,
+        path_contains: &str,
+        delay: Duration,
+        n: Option<u32>,
+    ) {
+        self.shared.faults().delays.push(DelayRule {
+            method: method.map(str::to_string),
+            path_contains: path_contains.to_string(),
+            delay,
+            remaining: n,
+        });
     }
 
     /// Ends every open watch.
     pub fn drop_watches(&self) {
-        self.world().faults.drop_all_watches();
+        self.shared.faults().drop_all_watches();
     }
 
     /// Compacts the event log: watches from older resourceVersions get 410 Expired.

@@ -7,7 +7,10 @@
 //!
 //! # Layout
 //! - [`kinds`]: the kind table, parsed from the real discovery documents in `api/` (+ CRDs).
-//! - [`store`]: objects, the global resourceVersion, the event log (compaction gives 410).
+//! - [`store`]: objects behind `Arc`s, indexed by resource, namespace and name, by uid, by owner
+//!   and pods by node; the global resourceVersion; the change feed the controllers read.
+//! - [`events`]: the event log watches replay (per resource, bounded: compaction gives 410),
+//!   behind its own lock.
 //! - [`server`]: routing, LIST (selectors, paging), the verbs; [`watch`], [`scale`],
 //!   [`eviction`], [`logs`], [`table`] (server-side printing for kubectl).
 //! - [`ops`]: create/update/delete semantics; [`fields`]: managedFields and server-side apply;
@@ -29,10 +32,12 @@ pub mod cluster;
 pub mod controllers;
 pub mod crd;
 pub mod defaults;
+pub mod events;
 pub mod eviction;
 pub mod faults;
 pub mod fields;
 pub mod kinds;
+pub mod list;
 pub mod logs;
 pub mod ops;
 pub mod patch;

@@ -1,12 +1,14 @@
 //! The API verbs' semantics on the world: create, update (main and status), delete.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::defaults;
 use super::fields;
 use super::kinds::ResourceType;
 use super::status::{ApiError, Subject, success};
-use super::store::{gr, now_rfc3339};
+use super::store::{ObjRef, gr, now_rfc3339};
 use super::world::World;
 
 /// Options every write takes.
@@ -54,15 +56,21 @@ fn subject<'a>(rt: &'a ResourceType, name: &'a str) -> Subject<'a> {
     }
 }
 
-fn spec_of(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
-    o
+/// Whether the spec (everything but metadata, status, apiVersion and kind) differs.
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    const NOT_SPEC: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a != b;
+    };
+    let fields = |m: &'_ serde_json::Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
+            .count()
+    };
+    fields(a) != fields(b)
+        || a.iter()
+            .filter(|(k, _)| !NOT_SPEC.contains(&k.as_str()))
+            .any(|(k, v)| b.get(k) != Some(v))
 }
 
 impl World {
@@ -100,9 +108,21 @@ impl World {
         &mut self,
         rt: &ResourceType,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
+        self.create_shared(rt, ns, obj, opts)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// Like [`World::create`], returning the stored object shared (no copy).
+    pub fn create_shared(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Arc<Value>, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request is not an object",
@@ -180,9 +200,9 @@ impl World {
             fields::record_update(None, &mut obj, &opts.manager, &rt.api_version(), "", &now);
         }
         if opts.dry_run {
-            return Ok(obj);
+            return Ok(Arc::new(obj));
         }
-        let stored = self.store.put(&key, obj);
+        let stored = self.store.put_arc(&key, obj);
         self.after_write(rt, &stored);
         Ok(stored)
     }
@@ -193,13 +213,27 @@ impl World {
         rt: &ResourceType,
         ns: &str,
         name: &str,
-        mut new: Value,
+        new: Value,
         part: Part,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
+        self.update_shared(rt, ns, name, new, part, opts)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// Like [`World::update`], returning the stored object shared (no copy).
+    pub fn update_shared(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut new: Value,
+        part: Part,
+        opts: &WriteOpts,
+    ) -> Result<Arc<Value>, ApiError> {
         let key = gr(rt);
         let store_ns = if rt.namespaced { ns } else { "" };
-        let Some(old) = self.store.get(&key, store_ns, name).cloned() else {
+        let Some(old) = self.store.get_arc(&key, store_ns, name).cloned() else {
             return Err(ApiError::not_found(subject(rt, name)));
         };
         if !new.is_object() {
@@ -221,7 +255,7 @@ impl World {
         }
         let mut obj = match part {
             Part::Status => {
-                let mut o = old.clone();
+                let mut o = (*old).clone();
                 o["status"] = new.get("status").cloned().unwrap_or(Value::Null);
                 if part == Part::Status && new["metadata"]["managedFields"].is_array() {
                     o["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
@@ -269,7 +303,7 @@ impl World {
             }
         };
         obj["metadata"]["generation"] = old["metadata"]["generation"].clone();
-        if spec_of(&obj) != spec_of(&old) && obj["metadata"]["generation"].is_u64() {
+        if spec_differs(&obj, &old) && obj["metadata"]["generation"].is_u64() {
             obj["metadata"]["generation"] =
                 json!(old["metadata"]["generation"].as_u64().unwrap_or(1) + 1);
         }
@@ -282,7 +316,7 @@ impl World {
                 opts.subresource.as_str()
             };
             fields::record_update(
-                Some(&old),
+                Some(&*old),
                 &mut obj,
                 &opts.manager,
                 &rt.api_version(),
@@ -291,11 +325,11 @@ impl World {
             );
         }
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        if strip_times(&obj) == strip_times(&old) {
+        if same_but_times(&obj, &old) {
             return Ok(old);
         }
         if opts.dry_run {
-            return Ok(obj);
+            return Ok(Arc::new(obj));
         }
         if obj["metadata"]["deletionTimestamp"].is_string()
             && obj["metadata"]["finalizers"]
@@ -303,9 +337,11 @@ impl World {
                 .is_none_or(Vec::is_empty)
             && !(rt.kind == "Pod" && obj["spec"]["nodeName"].is_string())
         {
-            return Ok(self.store.remove(&key, store_ns, name).unwrap_or(obj));
+            return Ok(Arc::new(
+                self.store.remove(&key, store_ns, name).unwrap_or(obj),
+            ));
         }
-        let stored = self.store.put(&key, obj);
+        let stored = self.store.put_arc(&key, obj);
         self.after_write(rt, &stored);
         Ok(stored)
     }
@@ -401,9 +437,9 @@ impl World {
                 }
                 self.timers
                     .insert((uid.clone(), "deleted"), std::time::Instant::now());
-                let stored = self.store.put(&key, obj);
+                let stored = self.store.put_arc(&key, obj);
                 self.after_write(rt, &stored);
-                return Ok(stored);
+                return Ok(Arc::unwrap_or_clone(stored));
             }
             if bound && grace == 0 && finalizers.is_empty() {
                 self.store.remove(&key, store_ns, name);
@@ -419,36 +455,28 @@ impl World {
     }
 
     fn has_dependents(&self, uid: &str) -> bool {
-        self.kinds.types().iter().any(|t| {
-            self.store.list(&gr(t), None).iter().any(|o| {
-                o["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|r| r["uid"] == uid)
-            })
-        })
+        self.store.has_dependents(uid)
     }
 
     fn orphan_dependents(&mut self, uid: &str) {
-        let types: Vec<ResourceType> = self.kinds.types().to_vec();
-        for t in types {
-            for mut o in self.store.list_owned(&gr(&t), None) {
-                let Some(refs) = o["metadata"]["ownerReferences"].as_array().cloned() else {
-                    continue;
-                };
-                if refs.iter().any(|r| r["uid"] == uid) {
-                    let kept: Vec<Value> = refs.into_iter().filter(|r| r["uid"] != uid).collect();
-                    if kept.is_empty() {
-                        if let Some(m) = o["metadata"].as_object_mut() {
-                            m.remove("ownerReferences");
-                        }
-                    } else {
-                        o["metadata"]["ownerReferences"] = json!(kept);
-                    }
-                    self.store.put(&gr(&t), o);
+        let dependents: Vec<ObjRef> = self.store.dependents(uid).cloned().collect();
+        for r in dependents {
+            let Some(mut o) = self.store.get_ref(&r).cloned() else {
+                continue;
+            };
+            let refs = o["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let kept: Vec<Value> = refs.into_iter().filter(|x| x["uid"] != uid).collect();
+            if kept.is_empty() {
+                if let Some(m) = o["metadata"].as_object_mut() {
+                    m.remove("ownerReferences");
                 }
+            } else {
+                o["metadata"]["ownerReferences"] = json!(kept);
             }
+            self.store.put(&r.gr, o);
         }
     }
 
@@ -460,15 +488,60 @@ impl World {
     }
 }
 
-/// The object without fields that change on every write, for no-op detection.
-fn strip_times(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(list) = o["metadata"]["managedFields"].as_array_mut() {
-        for e in list {
-            if let Some(m) = e.as_object_mut() {
-                m.remove("time");
+/// Whether two objects are equal but for the managedFields times (no-op detection).
+fn same_but_times(a: &Value, b: &Value) -> bool {
+    let (Some(am), Some(bm)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if am.len() != bm.len() {
+        return false;
+    }
+    for (k, av) in am {
+        let Some(bv) = bm.get(k) else { return false };
+        if k != "metadata" {
+            if av != bv {
+                return false;
+            }
+            continue;
+        }
+        let (Some(ameta), Some(bmeta)) = (av.as_object(), bv.as_object()) else {
+            return av == bv;
+        };
+        if ameta.len() != bmeta.len() {
+            return false;
+        }
+        for (mk, mv) in ameta {
+            let Some(bmv) = bmeta.get(mk) else {
+                return false;
+            };
+            let equal = if mk == "managedFields" {
+                managed_equal_but_times(mv, bmv)
+            } else {
+                mv == bmv
+            };
+            if !equal {
+                return false;
             }
         }
     }
-    o
+    true
+}
+
+fn managed_equal_but_times(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_array(), b.as_array()) else {
+        return a == b;
+    };
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| match (x.as_object(), y.as_object()) {
+                (Some(x), Some(y)) => {
+                    x.iter().filter(|(k, _)| *k != "time").count()
+                        == y.iter().filter(|(k, _)| *k != "time").count()
+                        && x.iter()
+                            .filter(|(k, _)| *k != "time")
+                            .all(|(k, v)| y.get(k) == Some(v))
+                }
+                _ => x == y,
+            })
 }

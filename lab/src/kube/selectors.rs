@@ -192,6 +192,14 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
+    /// The value the selector requires `field` to equal, if it has such a requirement.
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, eq, _)| *eq && k == field)
+            .map(|(_, _, v)| v.as_str())
+    }
+
     /// Whether an object matches.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
@@ -199,14 +207,14 @@ impl FieldSelector {
             for seg in k.split('.') {
                 cur = &cur[seg];
             }
-            let actual = match cur {
-                Value::String(s) => s.clone(),
-                Value::Bool(b) => b.to_string(),
-                Value::Null if k == "spec.unschedulable" => "false".to_string(),
-                Value::Null => String::new(),
-                other => other.to_string(),
+            let equal = match cur {
+                Value::String(s) => s == v,
+                Value::Bool(b) => v == if *b { "true" } else { "false" },
+                Value::Null if k == "spec.unschedulable" => v == "false",
+                Value::Null => v.is_empty(),
+                other => v.as_str() == other.to_string().as_str(),
             };
-            (actual == *v) == *eq
+            equal == *eq
         })
     }
 }

@@ -9,34 +9,57 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::faults::reason_for;
+use super::events::EventLog;
+use super::faults::{Faults, reason_for};
 use super::fields;
 use super::kinds::ResourceType;
 use super::ops::{DeleteOpts, Part, WriteOpts};
 use super::patch;
-use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Subject};
 use super::store::{gr, now_rfc3339};
 use super::world::World;
-use super::{eviction, logs, scale, table, watch};
+use super::{eviction, list, logs, scale, table, watch};
 
-/// State shared by every request and the controllers.
-#[derive(Debug, Default)]
+/// State shared by every request and the controllers: the world behind one lock, and beside it
+/// what requests need without taking that lock (the event log watches read, the faults).
+#[derive(Debug)]
 pub struct Shared {
     world: Mutex<World>,
+    log: Arc<EventLog>,
+    faults: Mutex<Faults>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new(World::new())
+    }
 }
 
 impl Shared {
     /// Shares a world.
     pub fn new(world: World) -> Self {
         Shared {
+            log: world.store.log(),
             world: Mutex::new(world),
+            faults: Mutex::new(Faults::default()),
         }
     }
 
     /// Locks the world (a poisoned lock is taken over: the state stays usable).
     pub fn lock(&self) -> MutexGuard<'_, World> {
         self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    /// Locks the faults.
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -54,6 +77,12 @@ pub fn json_response(code: u16, v: &Value) -> Response {
         v.to_string(),
     )
         .into_response()
+}
+
+/// A response whose JSON body is already rendered.
+pub fn raw_json_response(code: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// An error response with its `Status` body.
@@ -79,10 +108,10 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
         })
         .unwrap_or_default();
     let (latency, fault) = {
-        let mut w = sh.lock();
+        let mut f = sh.faults();
         (
-            w.faults.latency,
-            w.faults.take(parts.method.as_str(), &path),
+            f.delay_for(parts.method.as_str(), &path),
+            f.take(parts.method.as_str(), &path),
         )
     };
     if !latency.is_zero() {
@@ -302,15 +331,12 @@ async fn route(
             if q.get("watch").is_some_and(|v| v == "true" || v == "1") {
                 return watch::serve(sh.clone(), &rt, &ns, q);
             }
-            let list = list(&sh.lock(), &rt, &ns, q)?;
-            Ok(json_response(
-                200,
-                &if table {
-                    table::table(&rt, &list)
-                } else {
-                    list
-                },
-            ))
+            let page = list::page(&sh.lock(), &rt, &ns, q)?;
+            // Rendered after the lock is released.
+            if table {
+                return Ok(json_response(200, &table::table(&rt, &page.to_value(&rt))));
+            }
+            Ok(raw_json_response(200, page.to_json(&rt)))
         }
         (None, None, Method::POST) => {
             let obj = parse_body(body)?;
@@ -320,7 +346,7 @@ async fn route(
         }
         (None, None, Method::DELETE) => {
             let mut w = sh.lock();
-            let items: Vec<Value> = list(&w, &rt, &ns, q)?["items"]
+            let items: Vec<Value> = list::page(&w, &rt, &ns, q)?.to_value(&rt)["items"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
@@ -426,18 +452,21 @@ fn object_verb(
     let store_ns = if rt.namespaced { ns } else { "" };
     match *m {
         Method::GET => {
-            let w = sh.lock();
-            let obj = w
-                .store
-                .get(&gr(rt), store_ns, name)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(subject))?;
-            let obj = with_version(rt, obj);
+            let (obj, rv) = {
+                let w = sh.lock();
+                let obj = w
+                    .store
+                    .get_arc(&gr(rt), store_ns, name)
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found(subject))?;
+                (obj, w.store.rv())
+            };
             if table {
-                let list = json!({"metadata": {"resourceVersion": w.store.rv().to_string()}, "items": [obj]});
+                let obj = with_version(rt, (*obj).clone());
+                let list = json!({"metadata": {"resourceVersion": rv.to_string()}, "items": [obj]});
                 return Ok(json_response(200, &table::table(rt, &list)));
             }
-            Ok(json_response(200, &obj))
+            Ok(raw_json_response(200, list::object_json(rt, &obj)))
         }
         Method::PUT => {
             let obj = parse_body(body)?;
@@ -463,7 +492,7 @@ fn object_verb(
 }
 
 /// The object as the requested version serves it.
-fn with_version(rt: &ResourceType, mut obj: Value) -> Value {
+pub fn with_version(rt: &ResourceType, mut obj: Value) -> Value {
     if obj.is_object() && obj["kind"] != "Status" {
         obj["apiVersion"] = json!(rt.api_version());
     }
@@ -613,80 +642,6 @@ fn status_verb(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
-}
-
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
-/// LIST with selectors and paging.
-pub fn list(w: &World, rt: &ResourceType, ns: &str, q: &Query) -> Result<Value, ApiError> {
-    let labels = LabelSelector::parse(
-        q.get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )?;
-    let fields = FieldSelector::parse(
-        q.get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-        &rt.kind,
-    )?;
-    let scope = if rt.namespaced && !ns.is_empty() {
-        Some(ns)
-    } else {
-        None
-    };
-    let after = match q.get("continue").filter(|c| !c.is_empty()) {
-        Some(c) => Some(
-            unhex(c)
-                .ok_or_else(|| ApiError::bad_request(format!("continue key is not valid: {c}")))?,
-        ),
-        None => None,
-    };
-    let limit: usize = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
-    let mut items = Vec::new();
-    let mut remaining = 0usize;
-    let mut last_key = String::new();
-    for o in w.store.list(&gr(rt), scope) {
-        if !labels.matches(o) || !fields.matches(o) {
-            continue;
-        }
-        let key = format!(
-            "{}/{}",
-            o["metadata"]["namespace"].as_str().unwrap_or_default(),
-            o["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        if after.as_ref().is_some_and(|a| key.as_str() <= a.as_str()) {
-            continue;
-        }
-        if items.len() < limit {
-            items.push(with_version(rt, o.clone()));
-            last_key = key;
-        } else {
-            remaining += 1;
-        }
-    }
-    let mut meta = json!({"resourceVersion": w.store.rv().to_string()});
-    if remaining > 0 {
-        meta["continue"] = json!(hex(&last_key));
-        meta["remainingItemCount"] = json!(remaining);
-    }
-    Ok(
-        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items}),
-    )
 }
 
 /// Used by the watch and log streams: a chunked response body from a channel.

@@ -68,14 +68,10 @@ pub fn serve(
     } else {
         None
     };
-    let (mut changed, mut dropped, start) = {
-        let w = sh.lock();
-        (
-            w.store.subscribe(),
-            w.faults.drop_watches.subscribe(),
-            w.store.rv(),
-        )
-    };
+    // Subscribed before the starting point is read: no change can slip in between.
+    let log = sh.log().clone();
+    let mut changed = log.subscribe();
+    let mut dropped = sh.faults().drop_watches.subscribe();
     let api_version = rt.api_version();
     let matches = move |o: &Value| {
         labels.matches(o)
@@ -86,27 +82,24 @@ pub fn serve(
     };
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
-        // The initial state and its resourceVersion are read under one lock.
-        let (current, start) = match since {
-            Some(_) => (Vec::new(), start),
-            None => {
-                let w = sh.lock();
-                (
-                    w.store
-                        .list_owned(&key, None)
-                        .into_iter()
-                        .filter(|o| matches(o))
-                        .collect::<Vec<_>>(),
-                    w.store.rv(),
-                )
-            }
-        };
         let mut at = match since {
             Some(rv) => rv,
             None => {
-                for mut o in current {
-                    o["apiVersion"] = json!(api_version);
-                    if tx.send(line("ADDED", &o)).await.is_err() {
+                // The initial state and its resourceVersion are read under one lock; the
+                // objects are shared, and serialized after the lock is released.
+                let (current, start) = {
+                    let w = sh.lock();
+                    let current: Vec<Arc<Value>> = w
+                        .store
+                        .iter(&key, None)
+                        .filter(|o| matches(o))
+                        .cloned()
+                        .collect();
+                    (current, w.store.rv())
+                };
+                for o in current {
+                    let bytes = line_json("ADDED", &super::list::object_json(&rt, &o));
+                    if tx.send(bytes).await.is_err() {
                         return;
                     }
                 }
@@ -115,8 +108,8 @@ pub fn serve(
         };
         dropped.mark_unchanged();
         loop {
-            let events = sh.lock().store.events_since(&key, at);
-            match events {
+            // Only the event log's lock is taken: watches never wait on the world.
+            match log.since(&key, at) {
                 Err(oldest) => {
                     let _ = tx
                         .send(line("ERROR", &ApiError::expired(at, oldest).to_status()))
@@ -128,20 +121,20 @@ pub fn serve(
                         at = e.rv;
                         // An object that stops matching the selectors is sent as DELETED, one
                         // that starts matching as ADDED, as the API server's watch cache does.
-                        let was = e.before.as_ref().is_some_and(&matches);
+                        let was = e.before.as_deref().is_some_and(&matches);
                         let now = e.kind != EventType::Deleted && matches(&e.object);
                         let kind = match (was, now) {
-                            (false, true) => "ADDED",
-                            (true, true) => "MODIFIED",
-                            (true, false) => "DELETED",
+                            (false, true) => EventType::Added,
+                            (true, true) => EventType::Modified,
+                            (true, false) => EventType::Deleted,
                             (false, false) => continue,
                         };
                         let bytes = if e.object["apiVersion"] == api_version.as_str() {
-                            line_json(kind, &e.json)
+                            Ok(e.line(kind))
                         } else {
                             let mut o = (*e.object).clone();
                             o["apiVersion"] = json!(api_version);
-                            line(kind, &o)
+                            line(kind.as_str(), &o)
                         };
                         if tx.send(bytes).await.is_err() {
                             return;
@@ -156,7 +149,7 @@ pub fn serve(
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = tick => {
                     if bookmarks {
-                        let latest = sh.lock().store.rv();
+                        let latest = log.latest();
                         let b = json!({"kind": rt.kind, "apiVersion": api_version, "metadata": {"resourceVersion": latest.max(at).to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
                         if tx.send(line("BOOKMARK", &b)).await.is_err() {
                             return;

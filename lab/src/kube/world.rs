@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::faults::Faults;
+use super::controllers::Dirty;
 use super::kinds::{KindTable, ResourceType};
 use super::store::{Gr, Store};
 
@@ -25,7 +25,7 @@ pub enum PodBehaviour {
 }
 
 /// Delays the controllers honour; all default to zero so tests are quick.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delays {
     /// From binding to Running and Ready.
     pub pod_start: Duration,
@@ -59,16 +59,14 @@ pub struct World {
     pub logs: BTreeMap<(String, String, String), Vec<LogLine>>,
     /// Told whenever a log line is appended.
     pub logs_changed: watch::Sender<u64>,
-    /// Injected faults.
-    pub faults: Faults,
-    /// Timers by object uid (when a pod was bound, deleted, ...).
+    /// Timers by object uid (when a pod was bound, deleted, ...): `bound`, `running`, `deleted`.
     pub timers: BTreeMap<(String, &'static str), Instant>,
     /// Counter for generated names.
     pub name_seq: u64,
     /// Whether the controllers run.
     pub controllers_paused: bool,
-    /// The store's deletion count when the garbage collector last scanned.
-    pub gc_seen: Option<u64>,
+    /// What the controllers have to look at.
+    pub(crate) dirty: Dirty,
     /// Rok CSI pods log "operation pending" lines until then.
     pub rok_busy_until: Option<std::time::Instant>,
     /// How often they log while busy.
@@ -93,11 +91,10 @@ impl World {
             behaviours: Vec::new(),
             logs: BTreeMap::new(),
             logs_changed: watch::channel(0).0,
-            faults: Faults::default(),
             timers: BTreeMap::new(),
             name_seq: 0,
             controllers_paused: false,
-            gc_seen: None,
+            dirty: Dirty::default(),
             rok_busy_until: None,
             rok_log_every: Duration::from_millis(100),
             rok_last_log: None,

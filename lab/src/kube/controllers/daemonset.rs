@@ -6,10 +6,13 @@ use serde_json::{Value, json};
 use super::super::pod::{is_active, is_ready};
 use super::super::world::World;
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
+/// Reconciles the queued DaemonSets.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
     let nodes = w.list("", "nodes", None);
-    for ds in w.list("apps", "daemonsets", None) {
+    for key in keys {
+        let Some(ds) = super::get_key(w, "apps", "daemonsets", &key) else {
+            continue;
+        };
         if !ds["metadata"]["deletionTimestamp"].is_string() {
             reconcile(w, &ds, &nodes);
         }

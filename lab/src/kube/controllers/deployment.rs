@@ -15,9 +15,12 @@ fn ready(v: &Value) -> i64 {
     v["status"]["readyReplicas"].as_i64().unwrap_or(0)
 }
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for d in w.list("apps", "deployments", None) {
+/// Reconciles the queued Deployments.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(d) = super::get_key(w, "apps", "deployments", &key) else {
+            continue;
+        };
         if d["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }

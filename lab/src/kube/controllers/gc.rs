@@ -2,11 +2,11 @@
 //! owners deleted in the foreground wait for their dependents, then lose the
 //! `foregroundDeletion` finalizer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::super::store::gr;
+use super::super::store::{ObjRef, owner_uids};
 use super::super::world::World;
 
 fn foreground(o: &Value) -> bool {
@@ -16,40 +16,36 @@ fn foreground(o: &Value) -> bool {
             .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
 }
 
-/// One pass.
+/// The live object with this uid.
+fn live<'a>(w: &'a World, uid: &str) -> Option<&'a Value> {
+    w.store.by_uid(uid).and_then(|r| w.store.get_ref(r))
+}
+
+/// Looks at the objects the changes concern: dependents whose owners are all gone, or one of
+/// whose owners is being deleted in the foreground, are deleted; foreground owners left without
+/// dependents lose the `foregroundDeletion` finalizer.
 pub(super) fn run(w: &mut World) {
-    // Nothing was deleted since the last scan: no dependent can have lost its owner.
-    if w.gc_seen == Some(w.store.deletions()) {
-        return;
+    let owners = std::mem::take(&mut w.dirty.gc_owners);
+    let mut check: BTreeSet<ObjRef> = std::mem::take(&mut w.dirty.gc_dependents);
+    for uid in &owners {
+        check.extend(w.store.dependents(uid).cloned());
     }
-    w.gc_seen = Some(w.store.deletions());
-    let types: Vec<_> = w.kinds.types().to_vec();
-    // uid -> whether that object is being deleted in the foreground.
-    let mut live: BTreeMap<String, bool> = BTreeMap::new();
-    for t in &types {
-        for o in w.store.list(&gr(t), None) {
-            if let Some(uid) = o["metadata"]["uid"].as_str() {
-                live.insert(uid.to_string(), foreground(o));
-            }
-        }
-    }
-    let mut owners_with_dependents: BTreeSet<String> = BTreeSet::new();
     let mut doomed: Vec<(String, String, Value)> = Vec::new();
-    for t in &types {
-        for o in w.store.list(&gr(t), None) {
-            let Some(refs) = o["metadata"]["ownerReferences"].as_array() else {
-                continue;
-            };
-            if refs.is_empty() {
-                continue;
-            }
-            let uids: Vec<&str> = refs.iter().filter_map(|r| r["uid"].as_str()).collect();
-            owners_with_dependents.extend(uids.iter().map(|u| u.to_string()));
-            let all_gone = uids.iter().all(|u| !live.contains_key(*u));
-            let foreground_owner = uids.iter().any(|u| live.get(*u) == Some(&true));
-            if (all_gone || foreground_owner) && !o["metadata"]["deletionTimestamp"].is_string() {
-                doomed.push((t.group.clone(), t.plural.clone(), o.clone()));
-            }
+    for r in &check {
+        let Some(o) = w.store.get_ref(r) else {
+            continue;
+        };
+        if o["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let uids: Vec<&str> = owner_uids(o).collect();
+        if uids.is_empty() {
+            continue;
+        }
+        let all_gone = uids.iter().all(|u| live(w, u).is_none());
+        let foreground_owner = uids.iter().any(|u| live(w, u).is_some_and(foreground));
+        if all_gone || foreground_owner {
+            doomed.push((r.gr.0.clone(), r.gr.1.clone(), o.clone()));
         }
     }
     for (group, plural, o) in doomed {
@@ -57,12 +53,15 @@ pub(super) fn run(w: &mut World) {
     }
     // Foreground owners without dependents lose their finalizer.
     let mut done: Vec<(String, String, Value)> = Vec::new();
-    for t in &types {
-        for o in w.store.list(&gr(t), None) {
-            let uid = o["metadata"]["uid"].as_str().unwrap_or_default();
-            if foreground(o) && !owners_with_dependents.contains(uid) {
-                done.push((t.group.clone(), t.plural.clone(), o.clone()));
-            }
+    for uid in &owners {
+        if w.store.has_dependents(uid) {
+            continue;
+        }
+        if let Some(r) = w.store.by_uid(uid)
+            && let Some(o) = w.store.get_ref(r)
+            && foreground(o)
+        {
+            done.push((r.gr.0.clone(), r.gr.1.clone(), o.clone()));
         }
     }
     for (group, plural, mut o) in done {

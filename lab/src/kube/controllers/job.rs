@@ -7,9 +7,12 @@ use super::super::pod::is_active;
 use super::super::store::now_rfc3339;
 use super::super::world::World;
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for job in w.list("batch", "jobs", None) {
+/// Reconciles the queued objects.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(job) = super::get_key(w, "batch", "jobs", &key) else {
+            continue;
+        };
         if !job["metadata"]["deletionTimestamp"].is_string() {
             reconcile(w, &job);
         }

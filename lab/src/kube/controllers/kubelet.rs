@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::super::pod::{container_names, controller_kind, is_ready};
 use super::super::store::now_rfc3339;
 use super::super::world::{PodBehaviour, World};
+use super::dirty::{Key, wake_kubelet};
 
 fn container_statuses(pod: &Value, ready: bool, now: &str) -> Value {
     json!(container_names(pod).iter().map(|c| {
@@ -35,30 +36,20 @@ fn pod_ip(uid: &str) -> String {
     format!("10.244.{}.{}", (h >> 8) % 250, h % 250 + 2)
 }
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
+/// The timers the kubelet keeps per pod uid.
+const TIMERS: [&str; 3] = ["bound", "running", "deleted"];
+
+/// Looks at the queued pods: each one bound to a node moves on when its delay is over, or asks
+/// to be looked at again when it will be.
+pub(super) fn run(w: &mut World, keys: Vec<Key>) {
     let now_i = Instant::now();
-    // Only pods the kubelets still have work on are looked at (and cloned).
-    let candidates: Vec<Value> = w
-        .store
-        .list(&World::gr("", "pods"), None)
-        .into_iter()
-        .filter(|p| {
-            p["spec"]["nodeName"].is_string()
-                && (p["metadata"]["deletionTimestamp"].is_string()
-                    || p["status"]["phase"] == "Pending"
-                    || p["status"]["phase"] == "Running"
-                        && (controller_kind(p) == Some("Job")
-                            || !is_ready(p)
-                            || w.behaviour(p["metadata"]["name"].as_str().unwrap_or_default())
-                                != PodBehaviour::Normal))
-        })
-        .cloned()
-        .collect();
-    for mut pod in candidates {
-        let Some(_node) = pod["spec"]["nodeName"].as_str() else {
+    for key in keys {
+        let Some(mut pod) = super::get_key(w, "", "pods", &key) else {
             continue;
         };
+        if !pod["spec"]["nodeName"].is_string() {
+            continue;
+        }
         let uid = pod["metadata"]["uid"]
             .as_str()
             .unwrap_or_default()
@@ -78,7 +69,12 @@ pub(super) fn run(w: &mut World) {
                 .is_some_and(|f| !f.is_empty());
             if now_i.duration_since(since) >= w.delays.pod_stop && !finalizers {
                 w.store.remove(&World::gr("", "pods"), &ns, &name);
-                w.timers.retain(|(u, _), _| *u != uid);
+                for t in TIMERS {
+                    w.timers.remove(&(uid.clone(), t));
+                }
+            } else if !finalizers {
+                let stop = w.delays.pod_stop;
+                wake_kubelet(w, &key, since, stop);
             }
             continue;
         }
@@ -103,6 +99,10 @@ pub(super) fn run(w: &mut World) {
                 set_ready(&mut pod, behaviour == PodBehaviour::Normal);
                 w.timers.insert((uid.clone(), "running"), now_i);
                 super::put_status(w, "", "pods", pod);
+            }
+            "Pending" => {
+                let start = w.delays.pod_start;
+                wake_kubelet(w, &key, bound, start);
             }
             "Running" => {
                 let running = *w.timers.entry((uid.clone(), "running")).or_insert(now_i);
@@ -129,10 +129,19 @@ pub(super) fn run(w: &mut World) {
                     super::put_status(w, "", "pods", pod);
                     continue;
                 }
+                if controller_kind(&pod) == Some("Job") && behaviour != PodBehaviour::NeverReady {
+                    let run = w.delays.job_run;
+                    wake_kubelet(w, &key, running, run);
+                }
                 let want_ready = match behaviour {
                     PodBehaviour::Normal | PodBehaviour::Fail => true,
                     PodBehaviour::NeverReady => false,
-                    PodBehaviour::SlowReady(d) => ran >= d,
+                    PodBehaviour::SlowReady(d) => {
+                        if ran < d {
+                            wake_kubelet(w, &key, running, d);
+                        }
+                        ran >= d
+                    }
                 };
                 if want_ready != is_ready(&pod) {
                     set_ready(&mut pod, want_ready);

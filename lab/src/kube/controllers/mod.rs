@@ -1,8 +1,11 @@
-//! The simulated controllers. Each reconciles the whole world after every change (and on a
-//! short tick, for delays), deterministically, through the same write paths the API uses.
+//! The simulated controllers, deterministic, driven by changes: the store's change feed is
+//! routed into per-controller queues ([`dirty`]), and each controller reconciles only the objects
+//! queued for it (a bounded batch per pass, so that no pass holds the world for long), through
+//! the same write paths the API uses. Delays are wake-ups at a given time, not rescans.
 
 mod daemonset;
 mod deployment;
+mod dirty;
 mod gc;
 mod job;
 mod kubelet;
@@ -15,32 +18,62 @@ mod scheduler;
 mod statefulset;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::ops::{DeleteOpts, Part, WriteOpts};
 use super::server::Shared;
+use super::store::ObjRef;
 use super::world::World;
 
+pub(crate) use dirty::Dirty;
+use dirty::{Ctl, route_changes};
 pub use rok::ROK_CRD;
 
-/// One pass of every controller.
+/// Objects one controller reconciles per pass at most; the rest wait for the next pass.
+const BATCH: usize = 128;
+/// Passes run back to back while they make progress, at most this many before the loop waits.
+const MAX_PASSES: usize = 20;
+/// The loop looks at time-driven work (Rok logs) at least this often.
+const TICK: Duration = Duration::from_millis(25);
+/// After a change wakes the loop, it waits this long so a burst of writes is handled in one pass.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
+
+/// Runs one controller on the next batch of its queue, after routing the changes so far (so that
+/// what an earlier controller wrote in this pass is seen by the later ones, as before).
+fn step(w: &mut World, ctl: Ctl, run: impl FnOnce(&mut World, Vec<dirty::Key>)) {
+    route_changes(w);
+    let keys = w.dirty.take(ctl, BATCH);
+    if !keys.is_empty() {
+        run(w, keys);
+    }
+}
+
+/// One pass of every controller over what changed.
 pub fn reconcile(w: &mut World) {
-    node::run(w);
-    namespace::run(w);
+    route_changes(w);
+    w.dirty.fire_timers(Instant::now());
+    step(w, Ctl::Node, node::run);
+    step(w, Ctl::Namespace, namespace::run);
+    route_changes(w);
     gc::run(w);
-    deployment::run(w);
-    replicaset::run(w, "apps", "replicasets");
-    replicaset::run(w, "", "replicationcontrollers");
-    statefulset::run(w);
-    daemonset::run(w);
-    job::run(w);
+    step(w, Ctl::Deployment, deployment::run);
+    step(w, Ctl::ReplicaSet, |w, k| {
+        replicaset::run(w, "apps", "replicasets", k)
+    });
+    step(w, Ctl::ReplicationController, |w, k| {
+        replicaset::run(w, "", "replicationcontrollers", k)
+    });
+    step(w, Ctl::StatefulSet, statefulset::run);
+    step(w, Ctl::DaemonSet, daemonset::run);
+    step(w, Ctl::Job, job::run);
+    route_changes(w);
     rok::run(w);
     rok::emit_logs(w);
-    scheduler::run(w);
-    kubelet::run(w);
-    pdb::run(w);
+    step(w, Ctl::Scheduler, scheduler::run);
+    step(w, Ctl::Kubelet, kubelet::run);
+    step(w, Ctl::Pdb, pdb::run);
 }
 
 /// Runs the controllers until the world is dropped.
@@ -48,9 +81,10 @@ pub async fn run(sh: Arc<Shared>) {
     let mut changed = sh.lock().store.subscribe();
     loop {
         changed.mark_unchanged();
+        let mut next_timer = None;
         // Settle: run passes while they change something (bounded), releasing the lock
         // between passes so API requests are not starved.
-        for _ in 0..20 {
+        for _ in 0..MAX_PASSES {
             let progressed = {
                 let mut w = sh.lock();
                 if w.controllers_paused {
@@ -58,7 +92,8 @@ pub async fn run(sh: Arc<Shared>) {
                 } else {
                     let before = w.store.rv();
                     reconcile(&mut w);
-                    w.store.rv() != before
+                    next_timer = w.dirty.next_timer();
+                    w.store.rv() != before || w.dirty.pending()
                 }
             };
             if !progressed {
@@ -66,12 +101,17 @@ pub async fn run(sh: Arc<Shared>) {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        let wait = next_timer
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(TICK)
+            .min(TICK);
         tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+            r = changed.changed() => {
+                if r.is_err() { return }
+                tokio::time::sleep(BATCH_WINDOW).await;
+            }
+            _ = tokio::time::sleep(wait) => {}
         }
-        // Batch bursts of API writes into one pass (a pass scans every object).
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -92,7 +132,7 @@ pub(crate) fn put_status(w: &mut World, group: &str, plural: &str, obj: Value) {
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    let _ = w.update(&rt, &ns, &name, obj, Part::Status, &WriteOpts::default());
+    let _ = w.update_shared(&rt, &ns, &name, obj, Part::Status, &WriteOpts::default());
 }
 
 /// Writes an object (main part) if it changed.
@@ -112,7 +152,7 @@ pub(crate) fn put_main(w: &mut World, group: &str, plural: &str, obj: Value) {
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    let _ = w.update(&rt, &ns, &name, obj, Part::Main, &WriteOpts::default());
+    let _ = w.update_shared(&rt, &ns, &name, obj, Part::Main, &WriteOpts::default());
 }
 
 /// Creates an object as a controller.
@@ -151,16 +191,22 @@ pub(crate) fn owner_ref(owner: &Value) -> Value {
     })
 }
 
-/// The objects of a resource controlled by `owner` (by uid).
+/// The objects of a resource controlled by `owner` (by uid), sorted by namespace and name.
 pub(crate) fn owned(w: &World, group: &str, plural: &str, owner: &Value) -> Vec<Value> {
     let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
     let ns = owner["metadata"]["namespace"].as_str();
     w.store
-        .list(&World::gr(group, plural), ns)
-        .into_iter()
+        .dependents(uid)
+        .filter(|r| r.gr.0 == group && r.gr.1 == plural && ns.is_none_or(|n| n == r.ns))
+        .filter_map(|r: &ObjRef| w.store.get_ref(r))
         .filter(|o| super::pod::controller_uid(o) == Some(uid))
         .cloned()
         .collect()
+}
+
+/// Gets the object a queued key names.
+pub(crate) fn get_key(w: &World, group: &str, plural: &str, key: &dirty::Key) -> Option<Value> {
+    w.get(group, plural, &key.0, &key.1)
 }
 
 /// A stable hash of a pod template, in the digits kube uses for `pod-template-hash`.

@@ -3,9 +3,12 @@
 use super::super::store::gr;
 use super::super::world::World;
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for ns in w.list("", "namespaces", None) {
+/// Reconciles the queued namespaces.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(ns) = super::get_key(w, "", "namespaces", &key) else {
+            continue;
+        };
         if !ns["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }

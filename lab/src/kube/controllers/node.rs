@@ -7,9 +7,12 @@ use super::super::world::World;
 
 const TAINT: &str = "node.kubernetes.io/unschedulable";
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for mut node in w.list("", "nodes", None) {
+/// Reconciles the queued nodes.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(mut node) = super::get_key(w, "", "nodes", &key) else {
+            continue;
+        };
         let cordoned = node["spec"]["unschedulable"] == true;
         let taints: Vec<Value> = node["spec"]["taints"]
             .as_array()

@@ -6,9 +6,12 @@ use super::super::pod::{is_active, is_ready};
 use super::super::selectors::LabelSelector;
 use super::super::world::World;
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for pdb in w.list("policy", "poddisruptionbudgets", None) {
+/// Reconciles the queued budgets.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(pdb) = super::get_key(w, "policy", "poddisruptionbudgets", &key) else {
+            continue;
+        };
         let ns = pdb["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()

@@ -6,9 +6,12 @@ use super::super::pod::{is_active, is_ready};
 use super::super::selectors::LabelSelector;
 use super::super::world::World;
 
-/// One pass over ReplicaSets (`apps`) or ReplicationControllers (core).
-pub(super) fn run(w: &mut World, group: &str, plural: &str) {
-    for rs in w.list(group, plural, None) {
+/// Reconciles the queued ReplicaSets (`apps`) or ReplicationControllers (core).
+pub(super) fn run(w: &mut World, group: &str, plural: &str, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(rs) = super::get_key(w, group, plural, &key) else {
+            continue;
+        };
         if rs["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }

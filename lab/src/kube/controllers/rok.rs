@@ -52,25 +52,30 @@ pub(super) fn emit_logs(w: &mut World) {
         ("rok-csi-node", "csi-node"),
         ("rok-csi-controller", "csi-controller"),
     ] {
-        for p in w.list("", "pods", None) {
-            if p["metadata"]["labels"]["app"] == app && p["status"]["phase"] == "Running" {
-                let ns = p["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let name = p["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                w.append_log(
-                    &ns,
-                    &name,
-                    container,
-                    &format!(
-                        "INFO rok-csi: task {task}: operation pending on volume pvc-{task:08x}"
-                    ),
-                );
-            }
+        let running: Vec<(String, String)> = w
+            .store
+            .iter(&World::gr("", "pods"), None)
+            .filter(|p| p["metadata"]["labels"]["app"] == app && p["status"]["phase"] == "Running")
+            .map(|p| {
+                (
+                    p["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        for (ns, name) in running {
+            w.append_log(
+                &ns,
+                &name,
+                container,
+                &format!("INFO rok-csi: task {task}: operation pending on volume pvc-{task:08x}"),
+            );
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The scheduler: binds Pending pods to a Ready, schedulable node matching their
 //! `nodeSelector` (cordoned nodes only for pods tolerating the unschedulable taint).
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use super::super::pod::is_ready;
@@ -41,25 +39,20 @@ fn fits(pod: &Value, node: &Value) -> bool {
     taints_ok && selector_ok
 }
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
+/// Tries to bind the queued pods. Each goes to the least loaded node that fits (the first in
+/// name order among equals); pods that fit nowhere stay Pending and come back when a node changes.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
     let nodes = w.list("", "nodes", None);
-    let mut load: BTreeMap<String, usize> = BTreeMap::new();
-    let mut pending = Vec::new();
-    for p in w.store.list(&World::gr("", "pods"), None) {
-        match p["spec"]["nodeName"].as_str() {
-            Some(n) => *load.entry(n.to_string()).or_default() += 1,
-            None => pending.push(p.clone()),
-        }
-    }
-    for mut pod in pending {
+    for key in keys {
+        let Some(mut pod) = super::get_key(w, "", "pods", &key) else {
+            continue;
+        };
         if pod["spec"]["nodeName"].is_string() || pod["metadata"]["deletionTimestamp"].is_string() {
             continue;
         }
         let best = nodes.iter().filter(|n| fits(&pod, n)).min_by_key(|n| {
-            load.get(n["metadata"]["name"].as_str().unwrap_or_default())
-                .copied()
-                .unwrap_or(0)
+            w.store
+                .pod_count_on(n["metadata"]["name"].as_str().unwrap_or_default())
         });
         match best {
             Some(node) => {
@@ -67,16 +60,9 @@ pub(super) fn run(w: &mut World) {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                *load.entry(name.clone()).or_default() += 1;
                 pod["spec"]["nodeName"] = json!(name);
-                super::put_main(w, "", "pods", pod.clone());
-                if let Some(p) = w.get(
-                    "",
-                    "pods",
-                    pod["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    pod["metadata"]["name"].as_str().unwrap_or_default(),
-                ) {
-                    let mut p = p;
+                super::put_main(w, "", "pods", pod);
+                if let Some(mut p) = super::get_key(w, "", "pods", &key) {
                     super::set_condition(&mut p, "PodScheduled", "True", "", "");
                     super::put_status(w, "", "pods", p);
                 }

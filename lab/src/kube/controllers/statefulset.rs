@@ -15,9 +15,12 @@ fn ordinal(set: &str, pod: &Value) -> Option<i64> {
         .ok()
 }
 
-/// One pass.
-pub(super) fn run(w: &mut World) {
-    for s in w.list("apps", "statefulsets", None) {
+/// Reconciles the queued objects.
+pub(super) fn run(w: &mut World, keys: Vec<super::dirty::Key>) {
+    for key in keys {
+        let Some(s) = super::get_key(w, "apps", "statefulsets", &key) else {
+            continue;
+        };
         if !s["metadata"]["deletionTimestamp"].is_string() {
             reconcile(w, &s);
         }
