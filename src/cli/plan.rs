@@ -27,9 +27,12 @@ pub(crate) fn run(args: &PlanArgs, flags: &Flags) -> Result<ExitCode, CliError> 
         &loaded.graph,
     )?;
     let rehearsal = if args.server_dry_run {
-        let mut options = rok_plan_steps::StepOptions::default();
-        options.kube = crate::cli::execute::kube_options(&args.kube);
-        options.kube.server_dry_run = true;
+        let mut kube = crate::cli::execute::kube_options(&args.kube);
+        kube.server_dry_run = true;
+        let options = rok_plan_steps::StepOptions {
+            kube,
+            ..rok_plan_steps::StepOptions::default()
+        };
         Some(rehearse(&preview, &rok_plan_steps::builtin_with(&options))?)
     } else {
         None

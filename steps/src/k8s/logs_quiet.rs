@@ -184,6 +184,28 @@ async fn follow(
 ) {
     let key = format!("{pod}/{container}");
     let mut last_seen: Option<SystemTime> = None;
+    // The recent history in one answer first: the pod counts as followed only once all of
+    // it is read, so a line still in flight cannot make the pods look quiet.
+    let history = LogParams {
+        timestamps: true,
+        container: Some(container.clone()),
+        since_seconds: Some(since_seconds),
+        ..LogParams::default()
+    };
+    if let Ok(text) = pods.logs(&pod, &history).await {
+        for line in text.lines() {
+            let (at, text) = split_timestamp(line);
+            last_seen = Some(last_seen.map_or(at, |s| s.max(at)));
+            let heard = Heard::Line {
+                pod: pod.clone(),
+                at,
+                text: text.to_string(),
+            };
+            if tx.send(heard).is_err() {
+                return;
+            }
+        }
+    }
     loop {
         let lp = LogParams {
             follow: true,
