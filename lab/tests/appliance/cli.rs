@@ -115,3 +115,22 @@ fn up_detached_then_fail_state_and_down() {
         assert!(!alive(h.unshare_pid.unwrap()));
     }
 }
+
+#[test]
+fn without_root_up_says_that_it_needs_root() {
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: no setpriv to drop root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_lab"))
+        .args(["appliances", "up", "--nodes", "1", "--dir"])
+        .arg(tmp.path().join("lab"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the appliance lab needs root"), "{err}");
+}
