@@ -213,3 +213,41 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Validates an update against the object it replaces, as kube-apiserver does for the
+/// fields the lab's users trip on: a StatefulSet's spec changes only in a few fields.
+pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if rt.kind != "StatefulSet" || rt.group != "apps" {
+        return Ok(());
+    }
+    let fixed = |spec: &Value| {
+        let mut spec = spec.clone();
+        if let Some(m) = spec.as_object_mut() {
+            for f in [
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ] {
+                m.remove(f);
+            }
+        }
+        spec
+    };
+    if fixed(&old["spec"]) == fixed(&new["spec"]) {
+        return Ok(());
+    }
+    let name = new["metadata"]["name"].as_str().unwrap_or_default();
+    Err(ApiError::invalid(
+        &rt.group,
+        &rt.kind,
+        name,
+        &[(
+            "FieldValueForbidden",
+            "spec",
+            "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        )],
+    ))
+}

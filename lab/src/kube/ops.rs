@@ -309,6 +309,7 @@ impl World {
         }
         defaults::apply_defaults(rt, &mut obj);
         defaults::validate(rt, &obj)?;
+        defaults::validate_update(rt, &old, &obj)?;
         if part != Part::Applied && !opts.manager.is_empty() {
             let sub = if part == Part::Status {
                 "status"
