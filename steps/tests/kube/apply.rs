@@ -135,3 +135,62 @@ async fn server_dry_run_changes_nothing() {
             .is_none()
     );
 }
+
+const TOOLS: &str = r"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: rok-tools
+spec:
+  replicas: 1
+  serviceName: rok-tools
+  selector:
+    matchLabels: {app: rok-tools}
+  template:
+    metadata:
+      labels: {app: rok-tools}
+    spec:
+      containers:
+      - name: tools
+        image: rok-tools:1.3
+";
+
+#[tokio::test]
+async fn a_forbidden_statefulset_change_is_refused_or_recreated() {
+    let lab = Lab::start(1).await;
+    let (outcome, out) = lab.run("kube.apply", json!({"manifest": TOOLS})).await;
+    ok(&outcome, &out);
+    let uid = lab
+        .cluster
+        .get("apps", "statefulsets", "default", "rok-tools")
+        .expect("sts")["metadata"]["uid"]
+        .clone();
+    let changed = TOOLS
+        .replace("serviceName: rok-tools", "serviceName: rok-tools-v2")
+        .replace("rok-tools:1.3", "rok-tools:1.4");
+    let (outcome, out) = lab.run("kube.apply", json!({"manifest": changed})).await;
+    let reason = failure(&outcome, &out);
+    assert!(
+        reason.contains("updates to statefulset spec for fields other than")
+            && reason.contains("recreate_on_immutable = true"),
+        "{reason}"
+    );
+    let (outcome, out) = lab
+        .run(
+            "kube.apply",
+            json!({"manifest": changed, "recreate_on_immutable": true}),
+        )
+        .await;
+    ok(&outcome, &out);
+    assert!(out.contains("re-creating it"), "{out}");
+    let sts = lab
+        .cluster
+        .get("apps", "statefulsets", "default", "rok-tools")
+        .expect("sts");
+    assert_ne!(sts["metadata"]["uid"], uid);
+    assert_eq!(sts["spec"]["serviceName"], "rok-tools-v2");
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "rok-tools:1.4"
+    );
+}
