@@ -83,6 +83,9 @@ impl World {
                     .as_array()
                     .cloned()
                     .unwrap_or_default(),
+                schema: v["schema"]["openAPIV3Schema"]
+                    .is_object()
+                    .then(|| std::sync::Arc::new(v["schema"]["openAPIV3Schema"].clone())),
             });
         }
         // The storage version is served first, so lookups by group and plural find it.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::patch::{element_key, merge_key};
+use super::listtypes::{ListType, ListTypes};
 use super::status::ApiError;
 
 /// A field path in FieldsV1 tokens: `f:spec`, `k:{"name":"c"}`, `v:"x"`, `.`.
@@ -26,9 +26,44 @@ const SKIPPED_META: &[&str] = &[
     "generateName",
 ];
 
-/// The leaf fields an object (an applied configuration, or a live object) sets.
-pub fn fields_of(obj: &Value) -> FieldSet {
+/// An applied configuration with a map-list element that leaves out a key field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingKeyAt {
+    /// The list, as conflict messages write paths (`.spec.template.spec.containers`).
+    pub list: String,
+    /// The element's index.
+    pub index: usize,
+    /// The key field left out.
+    pub field: String,
+}
+
+/// The field names on a path (list elements are not steps).
+fn names_of(path: &[String]) -> Vec<&str> {
+    path.iter().filter_map(|t| t.strip_prefix("f:")).collect()
+}
+
+/// The leaf fields an object (an applied configuration, or a live object) sets. A map-list
+/// element without its key makes a live object's list count as one field; an applied
+/// configuration is refused (`strict`).
+pub fn fields_of(obj: &Value, lt: ListTypes<'_>) -> FieldSet {
     let mut out = FieldSet::new();
+    let _ = fields_into(obj, lt, false, &mut out);
+    out
+}
+
+/// The leaf fields of an applied configuration; every map-list element must carry its keys.
+pub fn applied_fields(obj: &Value, lt: ListTypes<'_>) -> Result<FieldSet, MissingKeyAt> {
+    let mut out = FieldSet::new();
+    fields_into(obj, lt, true, &mut out)?;
+    Ok(out)
+}
+
+fn fields_into(
+    obj: &Value,
+    lt: ListTypes<'_>,
+    strict: bool,
+    out: &mut FieldSet,
+) -> Result<(), MissingKeyAt> {
     if let Value::Object(m) = obj {
         for (k, v) in m {
             if k == "apiVersion" || k == "kind" {
@@ -40,77 +75,107 @@ pub fn fields_of(obj: &Value) -> FieldSet {
                         if !SKIPPED_META.contains(&mk.as_str()) {
                             walk(
                                 mv,
-                                mk,
                                 vec!["f:metadata".into(), format!("f:{mk}")],
-                                &mut out,
-                            );
+                                lt,
+                                strict,
+                                out,
+                            )?;
                         }
                     }
                 }
                 continue;
             }
-            walk(v, k, vec![format!("f:{k}")], &mut out);
+            walk(v, vec![format!("f:{k}")], lt, strict, out)?;
         }
     }
-    out
+    Ok(())
 }
 
-fn walk(v: &Value, field: &str, path: Path, out: &mut FieldSet) {
+fn walk(
+    v: &Value,
+    path: Path,
+    lt: ListTypes<'_>,
+    strict: bool,
+    out: &mut FieldSet,
+) -> Result<(), MissingKeyAt> {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
                 let mut p = path.clone();
                 p.push(format!("f:{k}"));
-                walk(c, k, p, out);
+                walk(c, p, lt, strict, out)?;
             }
         }
-        Value::Array(items)
-            if merge_key(field).is_some()
-                && items.iter().all(|i| element_key(field, i).is_some()) =>
-        {
-            for item in items {
-                let Some((k, kv)) = element_key(field, item) else {
-                    continue;
-                };
-                let mut p = path.clone();
-                p.push(format!("k:{}", json!({ k: kv })));
-                let mut dot = p.clone();
-                dot.push(".".into());
-                out.insert(dot);
-                if let Value::Object(m) = item {
-                    for (ck, cv) in m {
-                        if ck != "$patch" {
-                            let mut cp = p.clone();
-                            cp.push(format!("f:{ck}"));
-                            walk(cv, ck, cp, out);
+        Value::Array(items) => match lt.of(&names_of(&path)) {
+            ListType::Map(keys) => {
+                let lt_map = ListType::Map(keys);
+                let mut keyed = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    match lt_map.element_key(item) {
+                        Ok(k) => keyed.push((k, item)),
+                        Err(missing) if strict => {
+                            return Err(MissingKeyAt {
+                                list: display_path(&path),
+                                index,
+                                field: missing.field,
+                            });
+                        }
+                        Err(_) => {
+                            out.insert(path);
+                            return Ok(());
+                        }
+                    }
+                }
+                for (key, item) in keyed {
+                    let mut p = path.clone();
+                    p.push(format!("k:{}", Value::Object(key)));
+                    let mut dot = p.clone();
+                    dot.push(".".into());
+                    out.insert(dot);
+                    if let Value::Object(m) = item {
+                        for (ck, cv) in m {
+                            if ck != "$patch" {
+                                let mut cp = p.clone();
+                                cp.push(format!("f:{ck}"));
+                                walk(cv, cp, lt, strict, out)?;
+                            }
                         }
                     }
                 }
             }
-        }
-        Value::Array(items) if field == "finalizers" => {
-            for item in items {
-                let mut p = path.clone();
-                p.push(format!("v:{item}"));
-                out.insert(p);
+            ListType::Set => {
+                for item in items {
+                    let mut p = path.clone();
+                    p.push(format!("v:{item}"));
+                    out.insert(p);
+                }
             }
-        }
+            ListType::Atomic => {
+                out.insert(path);
+            }
+        },
         _ => {
             out.insert(path);
         }
     }
+    Ok(())
+}
+
+/// The list type of the list a `k:` or `v:` token at `path[i]` picks an element of.
+fn list_at(path: &[String], i: usize, lt: ListTypes<'_>) -> ListType {
+    lt.of(&names_of(&path[..i]))
 }
 
 /// The value at a path, if present.
-pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+pub fn value_at<'a>(obj: &'a Value, path: &[String], lt: ListTypes<'_>) -> Option<&'a Value> {
     let mut cur = obj;
-    for tok in path {
+    for (i, tok) in path.iter().enumerate() {
         cur = if let Some(f) = tok.strip_prefix("f:") {
             cur.get(f)?
         } else if let Some(k) = tok.strip_prefix("k:") {
-            let key: Value = serde_json::from_str(k).ok()?;
-            let (kf, kv) = key.as_object()?.iter().next()?;
-            cur.as_array()?.iter().find(|e| e.get(kf) == Some(kv))?
+            let key: Map<String, Value> = serde_json::from_str(k).ok()?;
+            let list = list_at(path, i, lt);
+            cur.as_array()?.iter().find(|e| list.has_key(e, &key))?
         } else if let Some(v) = tok.strip_prefix("v:") {
             let want: Value = serde_json::from_str(v).ok()?;
             cur.as_array()?.iter().find(|e| **e == want)?
@@ -122,26 +187,23 @@ pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 /// Removes the field at a path (a map entry, list element or set value).
-pub fn remove_at(obj: &mut Value, path: &[String]) {
+pub fn remove_at(obj: &mut Value, path: &[String], lt: ListTypes<'_>) {
     let Some((last, parent)) = path.split_last() else {
         return;
     };
     if last == "." {
-        remove_at(obj, parent);
+        remove_at(obj, parent, lt);
         return;
     }
     let mut cur = obj;
-    for tok in parent {
+    for (i, tok) in parent.iter().enumerate() {
         let next = if let Some(f) = tok.strip_prefix("f:") {
             cur.get_mut(f)
         } else if let Some(k) = tok.strip_prefix("k:") {
-            let key: Option<Value> = serde_json::from_str(k).ok();
-            let kv = key
-                .as_ref()
-                .and_then(|k| k.as_object())
-                .and_then(|m| m.iter().next().map(|(a, b)| (a.clone(), b.clone())));
-            match (kv, cur.as_array_mut()) {
-                (Some((kf, kv)), Some(a)) => a.iter_mut().find(|e| e.get(&kf) == Some(&kv)),
+            let key: Option<Map<String, Value>> = serde_json::from_str(k).ok();
+            let list = list_at(path, i, lt);
+            match (key, cur.as_array_mut()) {
+                (Some(key), Some(a)) => a.iter_mut().find(|e| list.has_key(e, &key)),
                 _ => None,
             }
         } else {
@@ -157,11 +219,10 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
             m.remove(f);
         }
     } else if let Some(k) = last.strip_prefix("k:") {
-        let key: Option<Value> = serde_json::from_str(k).ok();
-        if let (Some(Value::Object(key)), Some(a)) = (key, cur.as_array_mut())
-            && let Some((kf, kv)) = key.iter().next()
-        {
-            a.retain(|e| e.get(kf) != Some(kv));
+        let key: Option<Map<String, Value>> = serde_json::from_str(k).ok();
+        let list = list_at(path, path.len() - 1, lt);
+        if let (Some(key), Some(a)) = (key, cur.as_array_mut()) {
+            a.retain(|e| !list.has_key(e, &key));
         }
     } else if let Some(v) = last.strip_prefix("v:") {
         let want: Option<Value> = serde_json::from_str(v).ok();
@@ -291,8 +352,8 @@ pub fn write_managed(obj: &mut Value, entries: &[Entry]) {
     }
 }
 
-fn leaf_differs(a: &Value, b: &Value, path: &[String]) -> bool {
-    value_at(a, path) != value_at(b, path)
+fn leaf_differs(a: &Value, b: &Value, path: &[String], lt: ListTypes<'_>) -> bool {
+    value_at(a, path, lt) != value_at(b, path, lt)
 }
 
 /// Records an Update by `manager`: it takes every field whose value it changed or added.
@@ -303,13 +364,14 @@ pub fn record_update(
     api_version: &str,
     subresource: &str,
     now: &str,
+    lt: ListTypes<'_>,
 ) {
     let mut entries = old.map(read_managed).unwrap_or_default();
-    let new_fields = fields_of(new);
+    let new_fields = fields_of(new, lt);
     let changed: FieldSet = match old {
         Some(o) => new_fields
             .iter()
-            .filter(|p| leaf_differs(o, new, p))
+            .filter(|p| leaf_differs(o, new, p, lt))
             .cloned()
             .collect(),
         None => new_fields.clone(),
@@ -340,37 +402,44 @@ pub fn record_update(
     write_managed(new, &entries);
 }
 
-/// Merges an applied configuration into an object: maps recursively, keyed lists by key,
-/// everything else replaced.
-fn merge_applied(target: &mut Value, applied: &Value, field: &str) {
+/// Merges an applied configuration into an object: maps recursively, map lists element by
+/// element (by key), sets by value, atomic lists and scalars replaced. `names` is the field path
+/// to `target` (list elements are not steps).
+fn merge_applied(target: &mut Value, applied: &Value, names: &mut Vec<String>, lt: ListTypes<'_>) {
     match (target, applied) {
         (Value::Object(t), Value::Object(a)) => {
             for (k, v) in a {
                 match t.get_mut(k) {
-                    Some(cur) => merge_applied(cur, v, k),
+                    Some(cur) => {
+                        names.push(k.clone());
+                        merge_applied(cur, v, names, lt);
+                        names.pop();
+                    }
                     None => {
                         t.insert(k.clone(), v.clone());
                     }
                 }
             }
         }
-        (t @ Value::Array(_), Value::Array(items))
-            if merge_key(field).is_some() || field == "finalizers" =>
-        {
-            let Value::Array(list) = t else { return };
-            for item in items {
-                if field == "finalizers" {
-                    if !list.contains(item) {
-                        list.push(item.clone());
+        (Value::Array(list), Value::Array(items)) => {
+            let list_type = lt.of(&names.iter().map(String::as_str).collect::<Vec<_>>());
+            match list_type {
+                ListType::Atomic => *list = items.clone(),
+                ListType::Set => {
+                    for item in items {
+                        if !list.contains(item) {
+                            list.push(item.clone());
+                        }
                     }
-                    continue;
                 }
-                match element_key(field, item) {
-                    Some((k, kv)) => match list.iter_mut().find(|e| e.get(&k) == Some(&kv)) {
-                        Some(e) => merge_applied(e, item, ""),
-                        None => list.push(item.clone()),
-                    },
-                    None => list.push(item.clone()),
+                ListType::Map(_) => {
+                    for item in items {
+                        let key = list_type.element_key(item).ok();
+                        match key.and_then(|k| list.iter_mut().find(|e| list_type.has_key(e, &k))) {
+                            Some(e) => merge_applied(e, item, names, lt),
+                            None => list.push(item.clone()),
+                        }
+                    }
                 }
             }
         }
@@ -397,6 +466,7 @@ pub fn apply(
     force: bool,
     subresource: &str,
     now: &str,
+    lt: ListTypes<'_>,
 ) -> Result<Applied, ApiError> {
     let api_version = applied["apiVersion"]
         .as_str()
@@ -404,7 +474,23 @@ pub fn apply(
         .to_string();
     let base = live.cloned().unwrap_or_else(|| json!({"metadata": {}}));
     let mut entries = read_managed(&base);
-    let mut new_set = fields_of(applied);
+    let mut new_set = applied_fields(applied, lt).map_err(|m| {
+        // What kube-apiserver answers: the typed conversion fails, a plain (500) error.
+        ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({}/{}; {}, Kind={}): {}: element {}: associative list with keys has an element that omits key field \"{}\" (and doesn't have default value)",
+                applied["metadata"]["namespace"].as_str().unwrap_or_default(),
+                applied["metadata"]["name"].as_str().unwrap_or_default(),
+                applied["apiVersion"].as_str().unwrap_or_default(),
+                applied["kind"].as_str().unwrap_or_default(),
+                m.list,
+                m.index,
+                m.field
+            ),
+        )
+    })?;
     if subresource.is_empty() {
         new_set.retain(|p| p.first().map(String::as_str) != Some("f:status"));
     } else {
@@ -417,7 +503,7 @@ pub fn apply(
         .filter(|e| !(e.manager == manager && e.operation == "Apply"))
     {
         for p in e.fields.intersection(&new_set) {
-            if p.last().map(String::as_str) != Some(".") && leaf_differs(&base, applied, p) {
+            if p.last().map(String::as_str) != Some(".") && leaf_differs(&base, applied, p, lt) {
                 conflicts.push((e.manager.clone(), e.api_version.clone(), p.clone()));
             }
         }
@@ -460,7 +546,7 @@ pub fn apply(
     let mut emptied: BTreeSet<Path> = BTreeSet::new();
     for p in old_set.difference(&new_set) {
         if !others.contains(p) {
-            remove_at(&mut object, p);
+            remove_at(&mut object, p, lt);
             let mut parent = p.clone();
             while parent.last().is_some_and(|t| t == ".")
                 || parent.last().is_some_and(|t| {
@@ -478,7 +564,7 @@ pub fn apply(
     let mut by_depth: Vec<Path> = emptied.into_iter().collect();
     by_depth.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in by_depth {
-        let empty = value_at(&object, &p).is_some_and(|v| {
+        let empty = value_at(&object, &p, lt).is_some_and(|v| {
             v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)
         });
         if empty
@@ -486,7 +572,7 @@ pub fn apply(
             && !new_set.contains(&p)
             && p.last().is_some_and(|t| t.starts_with("f:"))
         {
-            remove_at(&mut object, &p);
+            remove_at(&mut object, &p, lt);
         }
     }
     let mut body = applied.clone();
@@ -501,7 +587,7 @@ pub fn apply(
             meta.remove("resourceVersion");
         }
     }
-    merge_applied(&mut object, &body, "");
+    merge_applied(&mut object, &body, &mut Vec::new(), lt);
     for e in &mut entries {
         e.fields.retain(|p| !taken.contains(p));
     }
@@ -524,22 +610,25 @@ pub fn apply(
 mod tests {
     use super::*;
 
+    const DEPLOY: ListTypes<'static> = ListTypes::builtin("Deployment");
+    const CM: ListTypes<'static> = ListTypes::builtin("ConfigMap");
+
     #[test]
     fn apply_conflicts_then_force_takes_ownership() {
         let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
-        let first = apply(None, &cfg, "a", false, "", "t").map(|a| a.object);
+        let first = apply(None, &cfg, "a", false, "", "t", DEPLOY).map(|a| a.object);
         let Ok(live) = first else {
             panic!("first apply failed")
         };
         let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 3}});
-        let err = apply(Some(&live), &other, "b", false, "", "t")
+        let err = apply(Some(&live), &other, "b", false, "", "t", DEPLOY)
             .err()
             .map(|e| e.message);
         assert_eq!(
             err.as_deref(),
             Some("Apply failed with 1 conflict: conflict with \"a\" using apps/v1: .spec.replicas")
         );
-        let forced = apply(Some(&live), &other, "b", true, "", "t")
+        let forced = apply(Some(&live), &other, "b", true, "", "t", DEPLOY)
             .map(|a| a.object["spec"]["replicas"].clone())
             .ok();
         assert_eq!(forced, Some(json!(3)));
@@ -549,9 +638,11 @@ mod tests {
     fn apply_removes_fields_the_manager_dropped() {
         let v1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}});
         let v2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}});
-        let live = apply(None, &v1, "m", false, "", "t").map(|a| a.object).ok();
+        let live = apply(None, &v1, "m", false, "", "t", CM)
+            .map(|a| a.object)
+            .ok();
         let out = live
-            .and_then(|l| apply(Some(&l), &v2, "m", false, "", "t").ok())
+            .and_then(|l| apply(Some(&l), &v2, "m", false, "", "t", CM).ok())
             .map(|a| a.object["metadata"]["labels"].clone());
         assert_eq!(out, Some(json!({"a": "1"})));
     }

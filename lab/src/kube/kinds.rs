@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::listtypes::ListTypes;
+
 /// The discovery documents copied from kubernetes/kubernetes `api/discovery/` (see `api/README.md`).
 pub const DISCOVERY_DOCS: &[(&str, &str)] = &[
     ("/api", include_str!("api/api.json")),
@@ -63,6 +65,8 @@ pub struct ResourceType {
     pub scale_paths: Option<ScalePaths>,
     /// Printer columns of a CRD version (`additionalPrinterColumns`).
     pub columns: Vec<serde_json::Value>,
+    /// The `openAPIV3Schema` of a CRD version (its list types drive server-side apply).
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 /// The JSON paths of a CRD's `scale` subresource.
@@ -77,6 +81,14 @@ pub struct ScalePaths {
 }
 
 impl ResourceType {
+    /// How server-side apply treats this resource's lists.
+    pub fn list_types(&self) -> ListTypes<'_> {
+        match &self.schema {
+            Some(schema) => ListTypes::custom(&self.kind, schema),
+            None => ListTypes::builtin(&self.kind),
+        }
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -172,6 +184,7 @@ impl KindTable {
                         crd: None,
                         scale_paths: None,
                         columns: Vec::new(),
+                        schema: None,
                     });
                 }
             }

@@ -14,6 +14,7 @@
 //! - [`server`]: routing, LIST (selectors, paging), the verbs; [`watch`], [`scale`],
 //!   [`eviction`], [`logs`], [`table`] (server-side printing for kubectl).
 //! - [`ops`]: create/update/delete semantics; [`fields`]: managedFields and server-side apply;
+//!   [`listtypes`]: the list types and map keys apply uses (the OpenAPI's, or a CRD schema's);
 //!   [`patch`]: merge, strategic merge and JSON patches; [`defaults`]: defaulting, validation.
 //! - [`controllers`]: scheduler, kubelet, Deployment, ReplicaSet/RC, StatefulSet, DaemonSet,
 //!   Job, GC, namespaces, nodes (cordon taint), PDB status, the Rok operator.
@@ -24,8 +25,6 @@
 //!   (kubectl's typed paths such as `kubectl create deployment`) get 415.
 //! - `/openapi/v2` is an empty document, so kubectl's client-side validation accepts anything;
 //!   `/openapi/v3` is absent.
-//! - Server-side apply knows list keys by field name (containers, env, volumes, ports, ...),
-//!   not from OpenAPI or CRD `x-kubernetes-list-type` schemas.
 //! - kubectl's Table output is provided for LIST/GET, not for `get -w` watch events.
 
 pub mod cluster;
@@ -38,6 +37,7 @@ pub mod faults;
 pub mod fields;
 pub mod kinds;
 pub mod list;
+pub mod listtypes;
 pub mod logs;
 pub mod ops;
 pub mod patch;

@@ -197,7 +197,15 @@ impl World {
         }
         defaults::apply_defaults(rt, &mut obj);
         if !opts.manager.is_empty() {
-            fields::record_update(None, &mut obj, &opts.manager, &rt.api_version(), "", &now);
+            fields::record_update(
+                None,
+                &mut obj,
+                &opts.manager,
+                &rt.api_version(),
+                "",
+                &now,
+                rt.list_types(),
+            );
         }
         if opts.dry_run {
             return Ok(Arc::new(obj));
@@ -323,6 +331,7 @@ impl World {
                 &rt.api_version(),
                 sub,
                 &now_rfc3339(),
+                rt.list_types(),
             );
         }
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();

@@ -545,7 +545,15 @@ pub fn patch_object(
                 "the name of the object ({n}) does not match the name on the URL ({name})"
             )));
         }
-        let applied = fields::apply(current.as_ref(), body, manager, force, sub, &now_rfc3339())?;
+        let applied = fields::apply(
+            current.as_ref(),
+            body,
+            manager,
+            force,
+            sub,
+            &now_rfc3339(),
+            rt.list_types(),
+        )?;
         let mut obj = applied.object;
         return match current {
             None => {

@@ -519,3 +519,93 @@ async fn pods_can_be_slow_never_ready_and_terminate_gracefully() {
     .await
     .expect("gone after its grace");
 }
+
+#[tokio::test]
+async fn parallel_statefulset_starts_every_pod_at_once() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (cluster, client) = start(2).await;
+    // Pods that never become Ready: OrderedReady would stop at web-0; Parallel does not wait.
+    cluster.set_behaviour("web-", PodBehaviour::NeverReady);
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let spec = |policy: &str| -> StatefulSet {
+        serde_json::from_value(json!({"metadata": {"name": if policy == "Parallel" { "web" } else { "ordered" }}, "spec": {"replicas": 3, "podManagementPolicy": policy, "serviceName": "web", "selector": {"matchLabels": {"app": policy}}, "template": {"metadata": {"labels": {"app": policy}}, "spec": {"containers": [{"name": "m", "image": "x"}]}}}})).expect("sts")
+    };
+    sts.create(&PostParams::default(), &spec("Parallel"))
+        .await
+        .expect("created");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let names = |sel: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let mut n: Vec<String> = pods
+                .list(&ListParams::default().labels(sel))
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    poll_until(|| async { names("app=Parallel").await == ["web-0", "web-1", "web-2"] }).await;
+
+    // Scaling down removes every extra pod at once too.
+    sts.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scaled");
+    poll_until(|| async { names("app=Parallel").await == ["web-0"] }).await;
+
+    // The same set OrderedReady: web-0 never gets Ready, so no other pod is created.
+    cluster.set_behaviour("ordered-", PodBehaviour::NeverReady);
+    sts.create(&PostParams::default(), &spec("OrderedReady"))
+        .await
+        .expect("created");
+    poll_until(|| async { names("app=OrderedReady").await == ["ordered-0"] }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(names("app=OrderedReady").await, ["ordered-0"]);
+}
+
+#[tokio::test]
+async fn injected_latency_delays_only_matching_requests() {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let (cluster, _) = start(1).await;
+    // A client that gives up after one second.
+    let kc = Kubeconfig::read_from(cluster.kubeconfig()).expect("kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    config.default_retry = false;
+    config.read_timeout = Some(std::time::Duration::from_secs(1));
+    let client = kube::Client::try_from(config).expect("client");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let nodes: Api<Node> = Api::all(client.clone());
+    cluster.delay_next(
+        Some("GET"),
+        "/pods",
+        std::time::Duration::from_secs(5),
+        Some(1),
+    );
+    // Other requests are not held.
+    nodes
+        .list(&ListParams::default())
+        .await
+        .expect("nodes are not delayed");
+    let e = pods
+        .list(&ListParams::default())
+        .await
+        .expect_err("held past the client's timeout");
+    assert!(
+        !matches!(e, kube::Error::Api(_)),
+        "a timeout, not an answer: {e:?}"
+    );
+    // The rule was for one request only.
+    pods.list(&ListParams::default())
+        .await
+        .expect("the next request is answered");
+}

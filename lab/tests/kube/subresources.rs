@@ -430,3 +430,149 @@ async fn crd_scale_subresource_follows_its_paths() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pod_disruption_budgets_take_percentages() {
+    let (cluster, client) = start(2).await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(workload("Deployment", "web", 5)).expect("d");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
+    let ready = ready_pods(&pods, "app=web", 5).await;
+    // Percentages of the 5 expected pods round up, as the disruption controller does:
+    // minAvailable 50% needs 3 (2.5 up), maxUnavailable 30% lets 2 go (1.5 up), so needs 3.
+    for (name, spec) in [
+        ("min-half", json!({"minAvailable": "50%"})),
+        ("max-30", json!({"maxUnavailable": "30%"})),
+    ] {
+        let mut spec = spec;
+        spec["selector"] = json!({"matchLabels": {"app": "web"}});
+        let pdb: PodDisruptionBudget =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pdb");
+        pdbs.create(&PostParams::default(), &pdb)
+            .await
+            .expect("pdb");
+        let status = within(async {
+            loop {
+                let s = pdbs.get(name).await.expect("pdb").status;
+                if let Some(s) = s.filter(|s| s.expected_pods == Some(5)) {
+                    return s;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            (
+                status.desired_healthy,
+                status.current_healthy,
+                status.disruptions_allowed
+            ),
+            (Some(3), Some(5), Some(2)),
+            "{name}"
+        );
+        pdbs.delete(name, &Default::default())
+            .await
+            .expect("deleted");
+    }
+    // With a 40% budget (2 of 5 may go), a third eviction in a row is refused.
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web-pdb"}, "spec": {"maxUnavailable": "40%", "selector": {"matchLabels": {"app": "web"}}}})).expect("pdb");
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .expect("pdb");
+    within(async {
+        while pdbs
+            .get("web-pdb")
+            .await
+            .expect("pdb")
+            .status
+            .is_none_or(|s| s.disruptions_allowed != Some(2))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The controllers stand still, so the evicted pods are not replaced: each eviction spends
+    // the budget.
+    cluster.pause_controllers(true);
+    for p in &ready[..2] {
+        pods.evict(
+            p.metadata.name.as_deref().expect("name"),
+            &EvictParams::default(),
+        )
+        .await
+        .expect("within the budget");
+    }
+    let refused = api_status(
+        pods.evict(
+            ready[2].metadata.name.as_deref().expect("name"),
+            &EvictParams::default(),
+        )
+        .await
+        .expect_err("budget spent"),
+    );
+    assert_eq!(refused.code, 429);
+}
+
+#[tokio::test]
+async fn logs_since_time_skips_older_lines() {
+    let (cluster, client) = start(1).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "talker"}, "spec": {"containers": [{"name": "a", "image": "x"}]}})).expect("pod");
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("created");
+    within(await_condition(
+        pods.clone(),
+        "talker",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("running");
+    cluster.append_log("default", "talker", "a", "before");
+    // The line's own timestamp, as `timestamps=true` shows it.
+    let stamped = pods
+        .logs(
+            "talker",
+            &LogParams {
+                timestamps: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("logs");
+    let (first_ts, _) = stamped.split_once(' ').expect("timestamp");
+    let first_ts: jiff::Timestamp = first_ts.parse().expect("RFC 3339");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    cluster.append_log("default", "talker", "a", "after");
+    let since = |t: jiff::Timestamp| {
+        let pods = pods.clone();
+        async move {
+            pods.logs(
+                "talker",
+                &LogParams {
+                    since_time: Some(t),
+                    ..LogParams::default()
+                },
+            )
+            .await
+            .expect("logs")
+        }
+    };
+    // kube sends sinceTime in whole seconds (RFC 3339): from the first line's second on, both
+    // lines; from a second later, none of them.
+    let second = first_ts.round(jiff::Unit::Second).expect("round");
+    let from_second = if second > first_ts {
+        second - jiff::SignedDuration::from_secs(1)
+    } else {
+        second
+    };
+    assert_eq!(since(from_second).await, "before\nafter\n");
+    assert_eq!(
+        since(from_second + jiff::SignedDuration::from_secs(2)).await,
+        ""
+    );
+}

@@ -327,3 +327,244 @@ async fn delete_propagates_background_foreground_and_orphan() {
     );
     assert_eq!(count("app=orph").await, 1);
 }
+
+/// A Deployment applied by `manager` with the given pod spec.
+fn deployment_with(name: &str, pod_spec: serde_json::Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}},
+    }))
+    .expect("deployment")
+}
+
+#[tokio::test]
+async fn server_side_apply_uses_the_openapi_list_map_keys() {
+    let (_cluster, client) = start(1).await;
+    let ar = kube::core::ApiResource::erase::<Deployment>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let apply = |manager: &'static str, obj: DynamicObject, force: bool| {
+        let api = api.clone();
+        async move {
+            let mut pp = PatchParams::apply(manager);
+            pp.force = force;
+            api.patch("dns", &pp, &Patch::Apply(&obj)).await
+        }
+    };
+    // Ports are keyed by containerPort *and* protocol: 53/TCP and 53/UDP are two ports (the
+    // protocol defaults to TCP); env by name, volumeMounts by mountPath, containers by name.
+    let first = deployment_with(
+        "dns",
+        json!({"containers": [{"name": "dns", "image": "dns:1",
+            "ports": [{"containerPort": 53}, {"containerPort": 53, "protocol": "UDP"}],
+            "env": [{"name": "A", "value": "1"}],
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/dns"}]}],
+            "volumes": [{"name": "cfg", "emptyDir": {}}],
+            "tolerations": [{"key": "a", "operator": "Exists"}]}),
+    );
+    let live = apply("owner", first, false).await.expect("applied");
+    let ports = &live.data["spec"]["template"]["spec"]["containers"][0]["ports"];
+    assert_eq!(ports.as_array().map(Vec::len), Some(2), "{ports}");
+    let owned = serde_json::to_string(&live.metadata.managed_fields).expect("json");
+    assert!(
+        owned.contains(r#"k:{\"containerPort\":53,\"protocol\":\"TCP\"}"#)
+            && owned.contains(r#"k:{\"containerPort\":53,\"protocol\":\"UDP\"}"#),
+        "{owned}"
+    );
+
+    // A second manager adds an env var and a port to the same container: map lists merge
+    // element by element, so nothing conflicts and nothing of the first manager's is lost.
+    let second = deployment_with(
+        "dns",
+        json!({"containers": [{"name": "dns",
+            "ports": [{"containerPort": 9153, "protocol": "TCP"}],
+            "env": [{"name": "B", "value": "2"}]}]}),
+    );
+    let merged = apply("sidecar", second, false).await.expect("merged");
+    let c = &merged.data["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "dns:1");
+    assert_eq!(c["ports"].as_array().map(Vec::len), Some(3));
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(env, ["A", "B"]);
+
+    // Tolerations are an atomic list: another manager setting them conflicts with the owner.
+    let tolerations = deployment_with(
+        "dns",
+        json!({"containers": [{"name": "dns"}], "tolerations": [{"key": "b", "operator": "Exists"}]}),
+    );
+    let conflict = api_status(
+        apply("other", tolerations, false)
+            .await
+            .expect_err("atomic list"),
+    );
+    assert_eq!(conflict.code, 409);
+    assert_eq!(
+        conflict.message,
+        "Apply failed with 1 conflict: conflict with \"owner\" using apps/v1: .spec.template.spec.tolerations"
+    );
+
+    // The owner stops applying 53/UDP: only that port goes.
+    let without_udp = deployment_with(
+        "dns",
+        json!({"containers": [{"name": "dns", "image": "dns:1",
+            "ports": [{"containerPort": 53}],
+            "env": [{"name": "A", "value": "1"}],
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/dns"}]}],
+            "volumes": [{"name": "cfg", "emptyDir": {}}],
+            "tolerations": [{"key": "a", "operator": "Exists"}]}),
+    );
+    let pruned = apply("owner", without_udp, false).await.expect("pruned");
+    let ports: Vec<(i64, &str)> = pruned.data["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["containerPort"].as_i64().unwrap_or(0),
+                p["protocol"].as_str().unwrap_or("TCP"),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [(53, "TCP"), (9153, "TCP")]);
+
+    // An element without its key cannot be applied, as kube-apiserver answers.
+    let keyless = deployment_with("dns", json!({"containers": [{"image": "dns:2"}]}));
+    let e = api_status(apply("owner", keyless, true).await.expect_err("no key"));
+    assert_eq!(e.code, 500);
+    assert_eq!(
+        e.message,
+        "failed to create typed patch object (default/dns; apps/v1, Kind=Deployment): .spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_follows_crd_list_types() {
+    use kube::core::ApiResource;
+    let (cluster, client) = start(1).await;
+    cluster
+        .create(
+            "",
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "pools.lab.example.com"},
+                "spec": {"group": "lab.example.com", "scope": "Namespaced",
+                    "names": {"plural": "pools", "singular": "pool", "kind": "Pool"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "members": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["host"],
+                                "items": {"type": "object", "properties": {"host": {"type": "string"},
+                                    "disks": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}}},
+                            "tags": {"type": "array", "items": {"type": "string"}}}}}}}}]}}),
+        )
+        .expect("crd");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("lab.example.com", "v1", "Pool"),
+        "pools",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let pool = |spec: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "lab.example.com/v1", "kind": "Pool", "metadata": {"name": "p"}, "spec": spec})).expect("pool")
+    };
+    api.patch(
+        "p",
+        &PatchParams::apply("a"),
+        &Patch::Apply(&pool(
+            json!({"members": [{"host": "h1", "disks": ["sda"]}], "tags": ["x"]}),
+        )),
+    )
+    .await
+    .expect("a applies");
+    // `members` is a map keyed by host and `disks` a set: b's entries join a's.
+    let merged = api
+        .patch(
+            "p",
+            &PatchParams::apply("b"),
+            &Patch::Apply(&pool(
+                json!({"members": [{"host": "h1", "disks": ["sdb"]}, {"host": "h2"}]}),
+            )),
+        )
+        .await
+        .expect("b applies");
+    assert_eq!(
+        merged.data["spec"]["members"],
+        json!([{"host": "h1", "disks": ["sda", "sdb"]}, {"host": "h2"}])
+    );
+    // `tags` declares no list type: atomic, owned by a.
+    let e = api_status(
+        api.patch(
+            "p",
+            &PatchParams::apply("b"),
+            &Patch::Apply(&pool(json!({"tags": ["y"]}))),
+        )
+        .await
+        .expect_err("atomic"),
+    );
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"a\" using lab.example.com/v1: .spec.tags"
+    );
+}
+
+#[tokio::test]
+async fn delete_dry_run_removes_nothing() {
+    let (_cluster, client) = start(1).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b"] {
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"set": "x"}}, "data": {"k": "v"}}),
+        )
+        .expect("cm");
+        cms.create(&PostParams::default(), &cm)
+            .await
+            .expect("created");
+    }
+    let dry = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    cms.delete("a", &dry).await.expect("dry-run delete");
+    cms.delete_collection(&dry, &ListParams::default().labels("set=x"))
+        .await
+        .expect("dry-run delete collection");
+    let left: Vec<String> = cms
+        .list(&ListParams::default().labels("set=x"))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["a", "b"]);
+    assert!(
+        cms.get("a")
+            .await
+            .expect("still there")
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    // A bound pod is not even marked for deletion.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "m", "image": "x"}]}}),
+    )
+    .expect("pod");
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("created");
+    within(await_condition(
+        pods.clone(),
+        "p",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("running");
+    pods.delete("p", &dry).await.expect("dry-run delete");
+    let p = pods.get("p").await.expect("pod");
+    assert!(p.metadata.deletion_timestamp.is_none());
+}
