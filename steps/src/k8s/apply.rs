@@ -154,9 +154,7 @@ async fn apply_one(
     };
     let applied = match &before {
         None => Applied::Created,
-        Some(b) if b.metadata.resource_version == answer.metadata.resource_version => {
-            Applied::Unchanged
-        }
+        Some(b) if unchanged(b, &answer) => Applied::Unchanged,
         Some(_) => Applied::Configured,
     };
     let dry = if conn.dry_run {
@@ -173,6 +171,18 @@ async fn apply_one(
         conn.forget_kinds().await;
     }
     Ok(applied)
+}
+
+/// Whether the apply changed nothing. A controller may write the status between our read
+/// and our apply, so for objects with a generation an unchanged generation and metadata
+/// count as unchanged too.
+fn unchanged(before: &DynamicObject, after: &DynamicObject) -> bool {
+    let (b, a) = (&before.metadata, &after.metadata);
+    b.resource_version == a.resource_version
+        || (b.generation.is_some()
+            && b.generation == a.generation
+            && b.labels == a.labels
+            && b.annotations == a.annotations)
 }
 
 /// Whether a 422's message says the change is forbidden in place.
