@@ -60,7 +60,6 @@ forks = $HOSTS
 gathering = explicit
 host_key_checking = True
 interpreter_python = /usr/bin/python3
-stdout_callback = ansible.builtin.null
 [ssh_connection]
 pipelining = True
 ssh_args = -F $cfg -o ControlMaster=auto -o ControlPersist=60s
@@ -90,7 +89,7 @@ ssh_rolling() { for h in $hosts; do ssh_host "$h"; done; }
 seconds() { # runs "$@", prints its wall time in seconds
   local a b
   a=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+  "$@" >"$work/last.log" 2>&1 || { echo "failed: $*" >&2; tail -n 30 "$work/last.log" >&2; exit 1; }
   b=$(date +%s.%N)
   awk -v a="$a" -v b="$b" 'BEGIN { print b - a }'
 }

@@ -39,7 +39,7 @@ fn settled(hosts: &ApplianceLab, command: &str, host: &str) -> Option<Invocation
         let last = runs_of(hosts, command)
             .into_iter()
             .filter(|i| i.host == host)
-            .last();
+            .next_back();
         match last {
             Some(i) if i.ended_ms.is_none() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));

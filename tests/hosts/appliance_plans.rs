@@ -204,3 +204,122 @@ fn v0_12_with_yes_and_the_s3_and_backup_branches_on() {
         );
     }
 }
+
+#[test]
+fn v0_11_from_v0_10_pins_upgrades_migrates_the_gateway_and_enables_etcd_auth() {
+    let mut options = rok_plan_lab::appliance::ApplianceOptions::nodes(4);
+    options.boot_image = rok_plan_lab::appliance::V0_11;
+    let hosts = crate::appliances_with(options);
+    let lab = Lab::new();
+    let plan = shipped("rok-v0.11.toml");
+    let params = hosts.plan_params("0.11").display().to_string();
+    let ssh = ssh_args(&hosts);
+    lab.run(&with_ssh(
+        &["execute", &plan, "--params", &params, "--yes"],
+        &ssh,
+    ))
+    .code(0);
+
+    let state = hosts.state().unwrap();
+    assert_eq!(state.cluster.version, rok_plan_lab::appliance::V0_11);
+    assert!(
+        state
+            .nodes
+            .iter()
+            .all(|n| n.version == rok_plan_lab::appliance::V0_11),
+        "{:?}",
+        state.nodes
+    );
+    assert!(
+        state.cluster.etcd_auth,
+        "enable-etcd-auth ran after every node"
+    );
+    assert!(
+        !state.cluster.gateway_migrations.is_empty(),
+        "the Gateway's migrations were applied"
+    );
+    for host in hosts.hosts() {
+        let conf = hosts.daemons_conf(&host).unwrap();
+        assert!(
+            !conf.contains("tcp://") && conf.contains("http://"),
+            "{host}: {conf}"
+        );
+    }
+    let upgrades = runs_of(&hosts, "rok-cluster-upgrade-v0.11.0 upgrade-node");
+    let order: Vec<&str> = upgrades.iter().map(|i| i.host.as_str()).collect();
+    assert_eq!(
+        order,
+        ["rok-node-1", "rok-node-2", "rok-node-3", "rok-node-4"]
+    );
+    for pair in upgrades.windows(2) {
+        assert!(pair[0].ended_ms.unwrap_or(u64::MAX) <= pair[1].started_ms);
+    }
+    let etcd = runs_of(&hosts, "rok-cluster-upgrade-v0.11.0 enable-etcd-auth");
+    assert_eq!(etcd.len(), 1);
+    assert!(etcd[0].started_ms >= upgrades.last().and_then(|i| i.ended_ms).unwrap_or(u64::MAX));
+    // The Gateway runs again after its migration.
+    let gunicorn = crate::on_host(&hosts, "rok-node-1", "pgrep -c gunicorn || true");
+    assert_eq!(gunicorn.trim(), "1");
+}
+
+#[test]
+fn a_wrong_master_stops_the_v0_11_run_before_anything_changes() {
+    let mut options = rok_plan_lab::appliance::ApplianceOptions::nodes(3);
+    options.boot_image = rok_plan_lab::appliance::V0_11;
+    let hosts = crate::appliances_with(options);
+    let lab = Lab::new();
+    let plan = shipped("rok-v0.11.toml");
+    let params = hosts.plan_params("0.11").display().to_string();
+    let ssh = ssh_args(&hosts);
+    // rok-node-2 is not the master.
+    lab.run(&with_ssh(
+        &[
+            "execute",
+            &plan,
+            "--params",
+            &params,
+            "--yes",
+            "--set",
+            "master=rok-node-2",
+            "--set",
+            "slaves=rok-node-1,rok-node-3",
+        ],
+        &ssh,
+    ))
+    .code(1);
+    assert_eq!(state_of(&lab.status(), "find_master"), "failed");
+    let changes: Vec<Invocation> = hosts
+        .journal()
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.is("rok-config set") || i.argv[0].starts_with("rok-cluster-upgrade"))
+        .collect();
+    assert!(changes.is_empty(), "nothing was changed: {changes:?}");
+}
+
+#[test]
+fn a_slave_missing_from_the_parameters_stops_v0_12_at_the_pinning_check() {
+    let hosts = appliances(3);
+    let lab = Lab::new();
+    let plan = shipped("rok-v0.12.toml");
+    let params = hosts.plan_params("0.12").display().to_string();
+    let ssh = ssh_args(&hosts);
+    // rok-node-3 is forgotten: it stays master capable.
+    lab.run(&with_ssh(
+        &[
+            "execute",
+            &plan,
+            "--params",
+            &params,
+            "--yes",
+            "--set",
+            "slaves=rok-node-2",
+        ],
+        &ssh,
+    ))
+    .code(1);
+    let status = lab.status();
+    assert_eq!(state_of(&status, "verify-master-pinned"), "failed");
+    assert_eq!(state_of(&status, "upgrade-cluster"), "pending");
+    assert!(runs_of(&hosts, "rok-cluster-upgrade-v0.12.0").is_empty());
+}
