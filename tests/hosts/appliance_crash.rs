@@ -38,8 +38,7 @@ fn settled(hosts: &ApplianceLab, command: &str, host: &str) -> Option<Invocation
     loop {
         let last = runs_of(hosts, command)
             .into_iter()
-            .filter(|i| i.host == host)
-            .next_back();
+            .rfind(|i| i.host == host);
         match last {
             Some(i) if i.ended_ms.is_none() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
