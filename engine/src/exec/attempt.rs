@@ -99,8 +99,15 @@ pub(crate) async fn run_attempt(spec: AttemptSpec, tx: mpsc::UnboundedSender<Att
                 () = tokio::time::sleep(limit) => {
                     timed_out = true;
                     spec.cancel.cancel();
-                    let _ = tokio::time::timeout(CANCEL_GRACE, &mut work).await;
-                    StepOutcome::failed(format!("timed out after {}", DisplayDuration(limit)))
+                    let why = format!("timed out after {}", DisplayDuration(limit));
+                    // The step's own account of where it stood (e.g. which pods a drain
+                    // still waited for) is worth more than the bare timeout.
+                    match tokio::time::timeout(CANCEL_GRACE, &mut work).await {
+                        Ok(StepOutcome::Failed { reason, .. }) if !reason.is_empty() => {
+                            StepOutcome::failed(format!("{why}: {reason}"))
+                        }
+                        _ => StepOutcome::failed(why),
+                    }
                 }
             },
         }
