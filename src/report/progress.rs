@@ -125,14 +125,11 @@ impl HumanReporter {
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.set_prefix(format!("{instance}{attempt}"));
-                    bar.set_message(action.lines().next().unwrap_or_default().to_string());
+                    bar.set_message(headline(action));
                     bar.enable_steady_tick(Duration::from_millis(250));
                     self.running.insert(instance.clone(), bar);
                 } else if !self.quiet {
-                    eprintln!(
-                        "▶ {instance}{attempt}: {}",
-                        action.lines().next().unwrap_or_default()
-                    );
+                    eprintln!("▶ {instance}{attempt}: {}", headline(action));
                 }
             }
             RunEventKind::StepOutput { instance, text, .. } => {
@@ -283,5 +280,45 @@ impl HumanReporter {
             _ => {}
         }
         self.line(out.trim_end());
+    }
+}
+
+/// One line for a step's action: its first line, where a leading shell option line
+/// (`set -e`) gives way to the first command, and `…` says more lines follow.
+pub(crate) fn headline(action: &str) -> String {
+    let mut lines = action.lines().filter(|l| !l.trim().is_empty());
+    let mut head = lines.next().unwrap_or_default().to_string();
+    let mut rest: Vec<&str> = lines.collect();
+    let is_option = |l: &str| {
+        let l = l.trim();
+        l.starts_with("set -") && l[5..].chars().all(|c| c.is_ascii_alphabetic())
+    };
+    if let Some((prefix, last)) = head.rsplit_once(": ")
+        && is_option(last)
+        && let Some(pos) = rest.iter().position(|l| !is_option(l))
+    {
+        head = format!("{prefix}: {}", rest[pos].trim());
+        rest.drain(..=pos);
+    }
+    if rest.is_empty() {
+        head
+    } else {
+        format!("{head} …")
+    }
+}
+
+#[cfg(test)]
+mod headline_tests {
+    use super::headline;
+
+    #[test]
+    fn a_leading_set_e_gives_way_to_the_first_command() {
+        assert_eq!(
+            headline("ssh rok-1: set -e\nrok-cluster-ctl member-list\ngrep x"),
+            "ssh rok-1: rok-cluster-ctl member-list …"
+        );
+        assert_eq!(headline("ssh rok-1: set -e\nuptime"), "ssh rok-1: uptime");
+        assert_eq!(headline("$ echo hi"), "$ echo hi");
+        assert_eq!(headline("$ a\nb"), "$ a …");
     }
 }
