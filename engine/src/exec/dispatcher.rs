@@ -37,7 +37,7 @@ use crate::plan::{OnFailure, Plan};
 use crate::state::{
     ApprovalRecord, Mutation, OutputRecord, RunOutcome, RunRecord, RunStore, StepRecord, StepState,
 };
-use crate::step::{FieldKind, Redactor, StepOutcome, StepRegistry};
+use crate::step::{FieldKind, Fields, Redactor, StepOutcome, StepRegistry};
 use crate::template::{Templates, render_fields, render_value};
 
 /// What the dispatcher needs, fixed for the run.
@@ -294,6 +294,7 @@ impl<'e> Dispatcher<'e> {
 
     /// Drives the run until nothing more can happen.
     pub(crate) async fn run(mut self) -> Result<Finished, ExecError> {
+        self.prepare_step_types();
         let mut interrupts = self.s.interrupts.take();
         let mut grace_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -540,6 +541,43 @@ impl<'e> Dispatcher<'e> {
             },
             None => {
                 minijinja::context! { params => params, steps => Value::from(steps), run => run }
+            }
+        }
+    }
+
+    /// Tells each step type what its pending instances will look like, where that is
+    /// known now (fields that read no other step's outputs), so that it can get ready in
+    /// the background (e.g. ssh connects to the hosts of a rolling upgrade ahead of time).
+    fn prepare_step_types(&self) {
+        let plan = &self.s.plan;
+        let mut by_type: BTreeMap<&str, Vec<Fields>> = BTreeMap::new();
+        for (i, inst) in self.s.graph.instances.iter().enumerate() {
+            let step = &plan.steps[inst.step];
+            if self.records[i].state != StepState::Pending || self.reads_steps[inst.step] {
+                continue;
+            }
+            let Some(step_type) = self.s.registry.get(&step.type_name.value) else {
+                continue;
+            };
+            if !step_type.prepares() {
+                continue;
+            }
+            if let Ok(fields) = render_fields(
+                &self.templates,
+                step_type.schema(),
+                step,
+                plan.defaults.context.as_ref(),
+                &self.context(i, false),
+            ) {
+                by_type
+                    .entry(step.type_name.value.as_str())
+                    .or_default()
+                    .push(fields);
+            }
+        }
+        for (name, instances) in by_type {
+            if let Some(step_type) = self.s.registry.get(name).cloned() {
+                tokio::spawn(async move { step_type.prepare(instances).await });
             }
         }
     }

@@ -59,6 +59,20 @@ pub trait StepType: Send + Sync {
         crate::process::run_check(ctx, command).await
     }
 
+    /// Called once when a run (or a resume) starts, in the background, with the rendered
+    /// fields of the type's pending instances whose fields are known before anything runs.
+    /// A type may get ready for them (e.g. open connections); nothing may change, and
+    /// failures must be left for `run` to report. The default does nothing.
+    async fn prepare(&self, instances: Vec<Fields>) {
+        let _ = instances;
+    }
+
+    /// Whether [`StepType::prepare`] does anything (rendering every instance up front
+    /// costs time in large plans, so the engine only does it for types that ask).
+    fn prepares(&self) -> bool {
+        false
+    }
+
     /// Called once when a run (or a resume) ends, whatever its outcome: release what the
     /// type kept open across steps (e.g. ssh master connections). The default does nothing.
     async fn end_of_run(&self) {}

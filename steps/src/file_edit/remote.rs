@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use rok_plan_engine::step::{OutputSink, StepContext, StepError, StepOutcome};
 
-use crate::ssh::{HostKeyChecking, RemoteCommand, RemoteEnd, Ssh, attempt_tag};
+use crate::ssh::{RemoteCommand, RemoteEnd, Ssh, attempt_tag};
 
 use super::edits::{Edit, apply};
 
@@ -62,16 +62,16 @@ pub(crate) async fn edit_remote(
     edits: &[Edit],
     backup: bool,
 ) -> Result<StepOutcome, StepError> {
-    let strict = HostKeyChecking::Strict;
+    // The run's host key policy (a `file.edit` step has no field to loosen it).
+    let checking = ssh.run_checking();
     let read = RemoteCommand {
         line: read_script(path),
         cwd: None,
         env: Vec::new(),
         sudo: false,
-        tag: attempt_tag(ctx, "read"),
     };
     let content = OutputSink::buffer();
-    match ssh.exec(ctx, host, strict, &read, &content).await? {
+    match ssh.exec(ctx, host, checking, &read, &content).await? {
         RemoteEnd::Exited(0) => {}
         RemoteEnd::Exited(UNREADABLE) => {
             return Ok(StepOutcome::failed(format!(
@@ -102,9 +102,8 @@ pub(crate) async fn edit_remote(
         cwd: None,
         env: Vec::new(),
         sudo: false,
-        tag: attempt_tag(ctx, "write"),
     };
-    match ssh.exec(ctx, host, strict, &write, ctx.output()).await? {
+    match ssh.exec(ctx, host, checking, &write, ctx.output()).await? {
         RemoteEnd::Exited(0) => {
             let mut outputs = std::collections::BTreeMap::new();
             if let Some(b) = backup_path {

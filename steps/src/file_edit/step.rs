@@ -138,6 +138,19 @@ impl StepType for FileEdit {
     fn schema(&self) -> &StepSchema {
         &FILE_EDIT
     }
+    fn prepares(&self) -> bool {
+        self.ssh.is_some()
+    }
+    async fn prepare(&self, instances: Vec<Fields>) {
+        if let Some(ssh) = &self.ssh {
+            ssh.warm(
+                instances
+                    .iter()
+                    .filter_map(|f| f.get("host").and_then(Value::as_str)),
+            )
+            .await;
+        }
+    }
     fn describe(&self, f: &Map<String, Value>) -> String {
         let mut edits = Vec::new();
         for r in f

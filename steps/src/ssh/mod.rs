@@ -100,6 +100,18 @@ impl Ssh {
         Ok(end)
     }
 
+    /// The run's host key policy.
+    pub(crate) fn run_checking(&self) -> HostKeyChecking {
+        self.pool.options().host_key_checking
+    }
+
+    /// Opens connections to these hosts ahead of their steps (strict host keys unless the
+    /// run says otherwise).
+    pub(crate) async fn warm(&self, hosts: impl Iterator<Item = &str>) {
+        let checking = self.run_checking();
+        warm_hosts(&self.pool, hosts.map(|h| (h, checking))).await;
+    }
+
     /// Runs `line` on `host` without recording output: `Ok(true)` when it exits 0.
     pub(crate) async fn probe(
         &self,
@@ -119,7 +131,17 @@ impl Ssh {
     }
 }
 
-/// A unique name for an attempt's pid file on the host.
+/// Opens master connections to these hosts, each once, all at the same time.
+pub(crate) async fn warm_hosts<'a>(
+    pool: &SessionPool,
+    hosts: impl Iterator<Item = (&'a str, HostKeyChecking)>,
+) {
+    let distinct: std::collections::BTreeSet<(&str, HostKeyChecking)> =
+        hosts.filter(|(h, _)| !h.is_empty()).collect();
+    futures::future::join_all(distinct.into_iter().map(|(h, c)| pool.warm(h, c))).await;
+}
+
+/// A unique name for an attempt (names its temporary files on the host).
 pub(crate) fn attempt_tag(ctx: &StepContext, what: &str) -> String {
     let safe: String = ctx
         .instance_id
@@ -188,7 +210,6 @@ impl StepType for Ssh {
             cwd: f.get("cwd").and_then(Value::as_str).map(str::to_string),
             env: ctx.env.clone(),
             sudo: f.get("sudo").and_then(Value::as_bool) == Some(true),
-            tag: attempt_tag(ctx, "run"),
         };
         let expected = expected_exits(f);
         Ok(
@@ -232,10 +253,25 @@ impl StepType for Ssh {
             cwd: f.get("cwd").and_then(Value::as_str).map(str::to_string),
             env: ctx.env.clone(),
             sudo: f.get("sudo").and_then(Value::as_bool) == Some(true),
-            tag: attempt_tag(ctx, "check"),
         };
         self.probe(ctx, text(f, "host"), self.checking(f), &cmd)
             .await
+    }
+
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    /// Connects to every host the run will reach (in parallel, in the background), so that
+    /// a rolling upgrade does not pay each host's connection setup in turn.
+    async fn prepare(&self, instances: Vec<Fields>) {
+        warm_hosts(
+            &self.pool,
+            instances
+                .iter()
+                .map(|f| (text(f, "host"), self.checking(f))),
+        )
+        .await;
     }
 
     async fn end_of_run(&self) {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How unknown host keys are treated. A changed key is refused by both.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HostKeyChecking {
     /// The host key must already be in known_hosts (`StrictHostKeyChecking=yes`).
     #[default]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
@@ -27,6 +28,8 @@ struct HostSlot {
 pub(crate) struct SessionPool {
     options: SshOptions,
     hosts: Mutex<HashMap<(String, HostKeyChecking), Arc<HostSlot>>>,
+    /// Set when the run is over: a connection finished afterwards is closed at once.
+    closed: AtomicBool,
 }
 
 impl SessionPool {
@@ -34,11 +37,47 @@ impl SessionPool {
         Self {
             options,
             hosts: Mutex::default(),
+            closed: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn options(&self) -> &SshOptions {
         &self.options
+    }
+
+    fn slot(&self, host: &str, checking: HostKeyChecking) -> Result<Arc<HostSlot>, String> {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .map_err(|_| "ssh: the session table is poisoned".to_string())?;
+        Ok(hosts
+            .entry((host.to_string(), checking))
+            .or_insert_with(|| {
+                Arc::new(HostSlot {
+                    master: tokio::sync::Mutex::new(None),
+                    permits: Arc::new(Semaphore::new(self.options.max_sessions_per_host.max(1))),
+                })
+            })
+            .clone())
+    }
+
+    /// Opens the master connection to `host` unless one is up. Errors are left for the
+    /// step that needs the host to report (it connects again).
+    pub(crate) async fn warm(&self, host: &str, checking: HostKeyChecking) {
+        let Ok(slot) = self.slot(host, checking) else {
+            return;
+        };
+        let mut master = slot.master.lock().await;
+        if master.is_some() || self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(session) = self.connect(host, checking).await {
+            if self.closed.load(Ordering::SeqCst) {
+                let _ = session.close().await;
+            } else {
+                *master = Some(Arc::new(session));
+            }
+        }
     }
 
     /// A session on `host`, waiting while the host already runs its share of commands.
@@ -47,23 +86,7 @@ impl SessionPool {
         host: &str,
         checking: HostKeyChecking,
     ) -> Result<Lease, String> {
-        let slot = {
-            let mut hosts = self
-                .hosts
-                .lock()
-                .map_err(|_| "ssh: the session table is poisoned".to_string())?;
-            hosts
-                .entry((host.to_string(), checking))
-                .or_insert_with(|| {
-                    Arc::new(HostSlot {
-                        master: tokio::sync::Mutex::new(None),
-                        permits: Arc::new(Semaphore::new(
-                            self.options.max_sessions_per_host.max(1),
-                        )),
-                    })
-                })
-                .clone()
-        };
+        let slot = self.slot(host, checking)?;
         let permit = slot
             .permits
             .clone()
@@ -136,6 +159,7 @@ impl SessionPool {
 
     /// Closes every master connection (the run is over).
     pub(crate) async fn close_all(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let slots: Vec<Arc<HostSlot>> = match self.hosts.lock() {
             Ok(mut hosts) => hosts.drain().map(|(_, s)| s).collect(),
             Err(_) => return,

@@ -1,7 +1,8 @@
-//! One command on a remote host: sent as a script on stdin (so neither the command nor
-//! its environment shows in a process list), run in its own session and process group
-//! there, its pid kept in a file so that a cancel can kill the whole group on the host.
-//! openssh alone only ends the local side when a command is dropped.
+//! One command on a remote host, sent as a script on the channel's stdin to `sh -s`, so
+//! that neither the command nor its environment shows in a process list. sshd starts
+//! every session's shell as a process group leader; the script first reports its pid on
+//! stderr, so that a cancel can kill that whole group on the host (openssh alone only
+//! ends the local side when a command is dropped).
 
 use std::time::Duration;
 
@@ -21,8 +22,6 @@ pub(crate) struct RemoteCommand {
     pub(crate) env: Vec<(String, String)>,
     /// Run as root with `sudo -n`.
     pub(crate) sudo: bool,
-    /// Names the pid file on the host; unique per attempt.
-    pub(crate) tag: String,
 }
 
 /// How a remote command ended.
@@ -45,15 +44,11 @@ fn quote(s: &str) -> String {
     )
 }
 
-/// `$TMPDIR/rok-plan.TAG.pid` as the remote shell spells it.
-fn pid_file(tag: &str) -> String {
-    format!(
-        "\"${{TMPDIR:-/tmp}}\"/{}",
-        quote(&format!("rok-plan.{tag}.pid"))
-    )
-}
+/// The first line the script writes on stderr: the pid of the host's shell.
+const PID_LINE: &str = "rok-plan-pid ";
 
-/// The script the remote `sh -s` reads.
+/// The script the remote `sh -s` reads. The shell reads the whole `{ ... }` before it
+/// runs it, with stdin from /dev/null (the rest of stdin is the script).
 pub(crate) fn script(cmd: &RemoteCommand) -> String {
     let mut s = String::new();
     for (k, v) in &cmd.env {
@@ -65,39 +60,48 @@ pub(crate) fn script(cmd: &RemoteCommand) -> String {
             quote(cwd)
         ));
     }
-    let p = pid_file(&cmd.tag);
-    // setsid: a session and process group of its own, so that a kill of the group reaches
-    // every process the command started, and only those. `-w` waits in case setsid forks.
-    // The command reaches the inner shell as a here-document, not as an argument, so that
-    // it (and any secret interpolated into it) never shows in the host's process list; the
-    // shell reads the whole `{ ... }` before running it with stdin from /dev/null.
-    let delim = heredoc_delimiter(&cmd.line);
     s.push_str(&format!(
-        "p={p}\nrok_plan_run() {{\n  if command -v setsid >/dev/null 2>&1; then\n    setsid -w sh -c 'echo $$ >\"$0\"; exec sh -s' \"$p\"\n  else\n    sh -s\n  fi\n}}\nrok_plan_run <<'{delim}'\n{{\n{line}\n}} </dev/null\n{delim}\nrc=$?\nrm -f \"$p\"\nexit $rc\n",
-        line = cmd.line.trim_end_matches('\n')
+        "echo \"{PID_LINE}$$\" >&2\n{{\n{}\n}} </dev/null\n",
+        cmd.line.trim_end_matches('\n')
     ));
     s
 }
 
-/// A here-document delimiter that is no line of `text`.
-fn heredoc_delimiter(text: &str) -> String {
-    let mut delim = String::from("ROK_PLAN_END_OF_COMMAND");
-    let mut n = 0u32;
-    while text.lines().any(|l| l == delim) {
-        n += 1;
-        delim = format!("ROK_PLAN_END_OF_COMMAND_{n}");
-    }
-    delim
-}
-
-/// The script that kills the command's process group: SIGTERM, then SIGKILL after
-/// `grace` if anything is left.
-fn kill_script(tag: &str, grace: Duration) -> String {
-    let p = pid_file(tag);
+/// The script that kills the process group of the shell `pid`: SIGTERM, then SIGKILL
+/// after `grace` if anything is left.
+fn kill_script(pid: u32, grace: Duration) -> String {
     let tenths = (grace.as_millis() / 100).max(1);
     format!(
-        "p={p}\ni=0\nwhile [ ! -s \"$p\" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done\n[ -s \"$p\" ] || exit 0\ng=$(cat \"$p\")\nkill -TERM -\"$g\" 2>/dev/null\ni=0\nwhile kill -0 -\"$g\" 2>/dev/null && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\nkill -KILL -\"$g\" 2>/dev/null\nrm -f \"$p\"\nexit 0\n"
+        "g=$(ps -o pgid= -p {pid} | tr -d ' ')\n[ -n \"$g\" ] || exit 0\nkill -TERM -\"$g\" 2>/dev/null\ni=0\nwhile kill -0 -\"$g\" 2>/dev/null && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done\nkill -KILL -\"$g\" 2>/dev/null\nexit 0\n"
     )
+}
+
+/// Streams stderr to `out`, except the first line when it reports the shell's pid, which
+/// goes to `pid`.
+async fn stderr_with_pid(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    out: OutputSink,
+    pid: tokio::sync::watch::Sender<Option<u32>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(reader);
+    let mut first = Vec::new();
+    if reader.read_until(b'\n', &mut first).await.is_err() {
+        return;
+    }
+    let line = String::from_utf8_lossy(&first);
+    match line
+        .trim_end()
+        .strip_prefix(PID_LINE)
+        .and_then(|p| p.parse().ok())
+    {
+        Some(p) => {
+            let _ = pid.send(Some(p));
+        }
+        None if !first.is_empty() => out.write(Stream::Stderr, &line),
+        None => {}
+    }
+    stream_lines(reader, out, Stream::Stderr).await;
 }
 
 async fn start<'s>(
@@ -163,6 +167,7 @@ pub(crate) async fn run_remote(
             Err(e) => return RemoteEnd::NotStarted(e.to_string()),
         }
     };
+    let (pid_tx, mut pid) = tokio::sync::watch::channel(None);
     let pumps: Vec<_> = [
         child
             .stdout()
@@ -171,7 +176,7 @@ pub(crate) async fn run_remote(
         child
             .stderr()
             .take()
-            .map(|e| tokio::spawn(stream_lines(e, out.clone(), Stream::Stderr))),
+            .map(|e| tokio::spawn(stderr_with_pid(e, out.clone(), pid_tx))),
     ]
     .into_iter()
     .flatten()
@@ -188,7 +193,14 @@ pub(crate) async fn run_remote(
             Err(e) => RemoteEnd::Dropped(e.to_string()),
         },
         () = ctx.cancellation().cancelled() => {
-            kill(session, cmd, kill_grace).await;
+            // The pid comes first thing; a cancel right after the start waits for it.
+            let known = tokio::time::timeout(Duration::from_secs(5), pid.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|p| *p));
+            if let Some(p) = known {
+                kill(session, cmd.sudo, p, kill_grace).await;
+            }
             RemoteEnd::Cancelled
         }
     };
@@ -199,11 +211,11 @@ pub(crate) async fn run_remote(
     end
 }
 
-/// Kills the command's process group on the host.
-async fn kill(session: &Session, cmd: &RemoteCommand, grace: Duration) {
-    let script = kill_script(&cmd.tag, grace);
+/// Kills the process group of the shell `pid` on the host.
+async fn kill(session: &Session, sudo: bool, pid: u32, grace: Duration) {
+    let script = kill_script(pid, grace);
     let wait = grace + Duration::from_secs(10);
-    if let Ok(child) = start(session, cmd.sudo, &script).await {
+    if let Ok(child) = start(session, sudo, &script).await {
         let _ = tokio::time::timeout(wait, child.wait()).await;
     }
 }
@@ -233,7 +245,6 @@ mod tests {
             cwd: Some("/tmp/a b".into()),
             env: vec![("X".into(), "a'; rm -rf /".into())],
             sudo: false,
-            tag: "r1.s.1".into(),
         });
         let out = std::process::Command::new("sh")
             .arg("-c")
