@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::ganeti::{GanetiOptions, ScriptStep, run_step};
 use super::{ApplianceError, ApplianceLab, ApplianceOptions, Fault, LabDir, Version, down};
 
 /// The `lab appliances` subcommands.
@@ -30,9 +31,23 @@ pub enum AppliancesCommand {
         /// Rok's cluster name.
         #[arg(long, default_value = "rok-prod")]
         cluster_name: String,
+        /// Run the appliances on a Ganeti cluster of this many physical hosts
+        /// (`ganeti-1..N`, at least 2); 0: no Ganeti.
+        #[arg(long, default_value_t = 0)]
+        ganeti_pnodes: usize,
         /// Leave the appliances running and return (stop them with `down`).
         #[arg(long)]
         detach: bool,
+    },
+    /// One step of the simulated `rok-cluster-upgrade-ganeti` (the script calls this).
+    #[command(hide = true)]
+    GanetiScript {
+        /// The lab directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The step.
+        #[command(subcommand)]
+        step: ScriptStep,
     },
     /// Stop the appliances of a detached lab.
     Down {
@@ -100,6 +115,7 @@ pub async fn run(cmd: AppliancesCommand) -> ExitCode {
             boot_image,
             initial_version,
             cluster_name,
+            ganeti_pnodes,
             detach,
         } => {
             let options = ApplianceOptions {
@@ -107,10 +123,22 @@ pub async fn run(cmd: AppliancesCommand) -> ExitCode {
                 boot_image,
                 initial_version,
                 cluster_name,
+                ganeti: (ganeti_pnodes > 0).then(|| GanetiOptions::pnodes(ganeti_pnodes)),
                 detach,
                 ..ApplianceOptions::nodes(nodes)
             };
             up(options).await
+        }
+        AppliancesCommand::GanetiScript { dir, step } => {
+            match LabDir::open(dir).and_then(|lab| run_step(&lab, &step)) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
         }
         AppliancesCommand::Down { dir } => match down(&dir) {
             Ok(()) => {
@@ -185,6 +213,21 @@ fn print_summary(lab: &ApplianceLab) {
     }
     println!("master: {}", lab.master());
     println!("slaves: {}", lab.slaves().join(", "));
+    for p in lab.pnodes() {
+        println!(
+            "  Ganeti physical host {p}: 127.0.0.1:{} (ssh -F {} {p})",
+            lab.port(&p).unwrap_or(0),
+            lab.ssh_config().display()
+        );
+    }
+    if let Some(g) = &lab.options().ganeti {
+        println!(
+            "Ganeti: rok-cluster-upgrade-ganeti in {}; export ROKE_PASSWORD={} RAPI_PASSWORD={}",
+            lab.ganeti_scripts_dir().display(),
+            g.roke_password,
+            g.rapi_password
+        );
+    }
     for release in ["0.11", "0.12"] {
         println!(
             "plan parameters for plans/rok-v{release}.toml: {}",

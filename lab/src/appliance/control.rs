@@ -130,4 +130,23 @@ impl LabDir {
     pub fn etc_rok(&self, host: &str) -> PathBuf {
         self.paths.etc_rok(host)
     }
+
+    /// Where the file a physical Ganeti host sees at `path` (under `/usr/bin` or `/etc`)
+    /// is kept when the host changed or the lab made it: its overlays' upper layers.
+    /// `None` for paths elsewhere.
+    pub fn pnode_file(&self, pnode: &str, path: &str) -> Option<PathBuf> {
+        super::ganeti::host_file(&self.paths, pnode, path)
+    }
+
+    /// The `tcp:` endpoints left on a physical Ganeti host in the places the procedure
+    /// edits (`/usr/bin/*kvm*`, `/etc/ganeti/rok/rok.conf`, `/etc/default/snf-image`), as
+    /// `PATH: LINE`; empty once they are all `http:`.
+    pub fn pnode_tcp_endpoints(&self, pnode: &str) -> Vec<String> {
+        super::ganeti::tcp_endpoints(&self.paths, pnode)
+    }
+
+    /// The plan's `ganeti_scripts_dir`: `scripts/rok-cluster-upgrade-ganeti` is in it.
+    pub fn ganeti_scripts_dir(&self) -> PathBuf {
+        self.paths.ganeti_scripts_dir()
+    }
 }

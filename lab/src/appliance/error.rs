@@ -56,6 +56,10 @@ pub enum ApplianceError {
     /// No appliance has that name.
     #[error("no appliance named {0:?} in this lab")]
     UnknownHost(String),
+    /// `rok-cluster-upgrade-ganeti` cannot do a step in the simulated Ganeti cluster's
+    /// current state (not the RokE master, no host to evacuate to, a host is down...).
+    #[error("{0}")]
+    GanetiRefused(String),
     /// A version string is not `MAJOR.MINOR.PATCH`.
     #[error("not a version (MAJOR.MINOR.PATCH): {0:?}")]
     BadVersion(String),

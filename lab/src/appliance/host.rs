@@ -34,12 +34,43 @@ fi
 exec /usr/sbin/sshd -D -e -f "$6"
 "#;
 
+/// The shell that runs as a physical Ganeti host's first process. Arguments: $1 hostname,
+/// $2 the lab's upper layer for /usr/bin, $3 for /etc, $4 the overlays' work directory,
+/// $5 its bin dir, $6 the empty file, $7 the login user's home, $8 the sshd_config.
+/// The overlays show the machine's /usr/bin and /etc with the host's own files on top;
+/// what the host changes there lands in the lab directory. (Mounts under the machine's
+/// /etc, such as a container's /etc/hosts, are hidden by the overlay: sshd does not
+/// resolve names, UseDNS no.)
+const PNODE_BOOT_SCRIPT: &str = r#"set -e
+hostname "$1"
+[ -d /run/sshd ] || mkdir -p /run/sshd
+mount -t overlay rok-lab-usr-bin -o "lowerdir=/usr/bin,upperdir=$2,workdir=$4/usr-bin" /usr/bin
+mount -t overlay rok-lab-etc -o "lowerdir=/etc,upperdir=$3,workdir=$4/etc" /etc
+mount --bind "$5" /usr/local/sbin
+for f in "$7/.bashrc" "$7/.profile" "$7/.bash_profile" "$7/.bash_login"; do
+  if [ -f "$f" ]; then mount --bind "$6" "$f"; fi
+done
+exec /usr/sbin/sshd -D -e -f "$8"
+"#;
+
+/// What kind of host boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    /// A Rok appliance; `gateway`: it starts the simulated Gateway.
+    Appliance {
+        /// It starts the simulated Gateway.
+        gateway: bool,
+    },
+    /// A physical Ganeti host.
+    Pnode,
+}
+
 /// Where a host runs, and who logs in.
 #[derive(Clone, Debug)]
 pub(crate) struct BootSpec {
     pub(crate) host: String,
     pub(crate) home: PathBuf,
-    pub(crate) gateway: bool,
+    pub(crate) kind: HostKind,
     pub(crate) attached: bool,
 }
 
@@ -139,19 +170,31 @@ impl HostProcess {
             "--",
             "/bin/sh",
             "-c",
-            BOOT_SCRIPT,
-            "rok-lab-boot",
-        ])
-        .arg(&spec.host)
-        .arg(paths.etc_rok(&spec.host))
-        .arg(paths.bin_dir(&spec.host))
-        .arg(paths.empty_file())
-        .arg(&spec.home)
-        .arg(paths.sshd_config(&spec.host))
-        .arg(if spec.gateway { "gateway" } else { "" })
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
+        ]);
+        match spec.kind {
+            HostKind::Appliance { gateway } => {
+                cmd.args([BOOT_SCRIPT, "rok-lab-boot"])
+                    .arg(&spec.host)
+                    .arg(paths.etc_rok(&spec.host))
+                    .arg(paths.bin_dir(&spec.host))
+                    .arg(paths.empty_file())
+                    .arg(&spec.home)
+                    .arg(paths.sshd_config(&spec.host))
+                    .arg(if gateway { "gateway" } else { "" });
+            }
+            HostKind::Pnode => {
+                cmd.args([PNODE_BOOT_SCRIPT, "rok-lab-boot"])
+                    .arg(&spec.host)
+                    .arg(paths.pnode_usr_bin(&spec.host))
+                    .arg(paths.pnode_etc(&spec.host))
+                    .arg(paths.pnode_overlay_work(&spec.host))
+                    .arg(paths.bin_dir(&spec.host))
+                    .arg(paths.empty_file())
+                    .arg(&spec.home)
+                    .arg(paths.sshd_config(&spec.host));
+            }
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = spawner::spawn(cmd, spec.attached).map_err(|e| ApplianceError::Program {
             program: "unshare".into(),
             message: e.to_string(),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ganeti::initial_ganeti_state;
 use super::options::ApplianceOptions;
 use super::state::{ClusterState, LabState, MapState, NodeState};
 use super::version::{V0_11, V0_12, Version};
@@ -89,13 +90,22 @@ pub(crate) fn initial_state(opts: &ApplianceOptions) -> LabState {
         .iter()
         .map(|h| NodeState {
             name: h.clone(),
-            boot_image: opts.boot_image,
+            boot_image: opts.first_boot_image(h),
             version,
             gateway: opts.gateway && *h == master,
             up: false,
         })
         .collect();
-    LabState { cluster, nodes }
+    let ganeti = opts
+        .ganeti
+        .as_ref()
+        .map(|g| initial_ganeti_state(opts, g))
+        .unwrap_or_default();
+    LabState {
+        cluster,
+        nodes,
+        ganeti,
+    }
 }
 
 /// `/etc/rok/daemons.conf` of `host` at `version`: OpenStore endpoints in the format of

@@ -20,6 +20,9 @@ pub const COMMON_TOOLS: &[&str] = &[
     "gunicorn",
 ];
 
+/// The tools of a physical Ganeti host (first on PATH: its own `/usr/local/sbin`).
+pub const PNODE_TOOLS: &[&str] = &["apt-get"];
+
 /// What a tool reads to know where it runs (the hidden file in the bin directory).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolContext {
@@ -54,6 +57,28 @@ pub(crate) fn install_tools(
     let ctx = ToolContext {
         lab_dir: paths.root().to_path_buf(),
         host: host.to_string(),
+    };
+    super::state::write_json_atomic(&bin.join(TOOL_CONTEXT_FILE), &ctx)
+}
+
+/// Fills the bin directory of the physical Ganeti host `pnode` with its tools.
+pub(crate) fn install_pnode_tools(
+    paths: &LabPaths,
+    pnode: &str,
+    lab_bin: &Path,
+) -> Result<(), ApplianceError> {
+    let bin = paths.bin_dir(pnode);
+    if bin.exists() {
+        std::fs::remove_dir_all(&bin).map_err(|e| ApplianceError::io(&bin, e))?;
+    }
+    std::fs::create_dir_all(&bin).map_err(|e| ApplianceError::io(&bin, e))?;
+    for tool in PNODE_TOOLS {
+        let link = bin.join(tool);
+        std::os::unix::fs::symlink(lab_bin, &link).map_err(|e| ApplianceError::io(&link, e))?;
+    }
+    let ctx = ToolContext {
+        lab_dir: paths.root().to_path_buf(),
+        host: pnode.to_string(),
     };
     super::state::write_json_atomic(&bin.join(TOOL_CONTEXT_FILE), &ctx)
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use super::binary::lab_binary;
 use super::control::LabDir;
 use super::error::ApplianceError;
-use super::host::{BootSpec, HostProcess, answers_ssh, free_port, log_tail, start_time};
+use super::ganeti::write_ganeti_files;
+use super::host::{BootSpec, HostKind, HostProcess, answers_ssh, free_port, log_tail, start_time};
 use super::initial::{daemons_conf, initial_state};
 use super::install::{install_tools, write_etc_rok};
 use super::keys;
@@ -20,14 +21,16 @@ use super::options::{ApplianceOptions, KnownHostEntry};
 use super::params;
 use super::paths::LabPaths;
 use super::ssh_files::{self, HostEntry};
-use super::state::StateStore;
+use super::state::{LabState, StateStore};
 use super::user::{LoginUser, is_root, login_user};
 use super::version::Version;
 
-/// One appliance of a running lab.
+/// One host of a running lab: an appliance or a physical Ganeti host.
 #[derive(Debug)]
 struct Appliance {
     name: String,
+    /// A physical Ganeti host, not an appliance.
+    pnode: bool,
     port: u16,
     process: Mutex<Option<HostProcess>>,
 }
@@ -92,6 +95,26 @@ fn validate(opts: &ApplianceOptions) -> Result<(), ApplianceError> {
     {
         return bad(format!("master candidate {h} is not one of the hosts"));
     }
+    if let Some(g) = &opts.ganeti {
+        if g.pnodes.len() < 2 {
+            return bad(
+                "a Ganeti cluster needs at least 2 physical hosts (the upgrade script evacuates the first onto the others)"
+                    .into(),
+            );
+        }
+        for (i, p) in g.pnodes.iter().enumerate() {
+            let ok = !p.is_empty()
+                && p.len() <= 63
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !p.starts_with('-');
+            if !ok {
+                return bad(format!("{p:?} is not a hostname (letters, digits, '-')"));
+            }
+            if g.pnodes[..i].contains(p) || opts.hosts.contains(p) {
+                return bad(format!("{p} is named twice"));
+            }
+        }
+    }
     if opts.max_sessions == 0 {
         return bad("max_sessions must be at least 1".into());
     }
@@ -155,12 +178,13 @@ impl ApplianceLab {
             )));
         }
         ensure_mount_point(Path::new("/etc/rok"))?;
-        for h in &options.hosts {
+        let pnodes = options.pnode_list();
+        for h in options.hosts.iter().chain(&pnodes) {
             create_dir(&paths.host_dir(h))?;
         }
         write(&paths.empty_file(), "")?;
         let mut wanted = vec![(paths.client_key(), "rok-lab-client".to_string())];
-        for h in &options.hosts {
+        for h in options.hosts.iter().chain(&pnodes) {
             wanted.push((paths.host_key(h), format!("root@{h}")));
             wanted.push((paths.wrong_host_key(h), format!("not-{h}")));
         }
@@ -181,15 +205,24 @@ impl ApplianceLab {
                 h,
                 &daemons_conf(&options, h, options.starting_version()),
             )?;
-            install_tools(&paths, h, options.boot_image, &lab_bin)?;
+            install_tools(&paths, h, options.first_boot_image(h), &lab_bin)?;
         }
-        write(&paths.plan_params("0.11"), &params::v0_11(&options))?;
+        if let Some(g) = &options.ganeti {
+            write_ganeti_files(&paths, &options, g, &lab_bin)?;
+        }
+        write(&paths.plan_params("0.11"), &params::v0_11(&options, &paths))?;
         write(&paths.plan_params("0.12"), &params::v0_12(&options))?;
 
         let mut hosts = Vec::new();
-        for h in &options.hosts {
+        for (h, pnode) in options
+            .hosts
+            .iter()
+            .map(|h| (h, false))
+            .chain(pnodes.iter().map(|p| (p, true)))
+        {
             hosts.push(Appliance {
                 name: h.clone(),
+                pnode,
                 port: free_port()?,
                 process: Mutex::new(None),
             });
@@ -210,12 +243,23 @@ impl ApplianceLab {
         Ok(lab)
     }
 
-    fn boot_spec(&self, name: &str, gateway: bool) -> BootSpec {
+    fn boot_spec(&self, name: &str, kind: HostKind) -> BootSpec {
         BootSpec {
             host: name.to_string(),
             home: self.user.home.clone(),
-            gateway,
+            kind,
             attached: !self.options.detach,
+        }
+    }
+
+    /// What `a` boots as, given the state (the Gateway runs where the state says).
+    fn kind_of(a: &Appliance, state: &LabState) -> HostKind {
+        if a.pnode {
+            HostKind::Pnode
+        } else {
+            HostKind::Appliance {
+                gateway: state.node(&a.name).is_some_and(|n| n.gateway),
+            }
         }
     }
 
@@ -237,11 +281,12 @@ impl ApplianceLab {
     /// meantime gets another one.
     fn boot_all(&mut self) -> Result<(), ApplianceError> {
         let state = self.state()?;
-        let gateway = |name: &str| state.node(name).is_some_and(|n| n.gateway);
         for a in &self.hosts {
             self.write_sshd_config(&a.name, a.port)?;
-            let p =
-                HostProcess::boot(self.dir.paths(), &self.boot_spec(&a.name, gateway(&a.name)))?;
+            let p = HostProcess::boot(
+                self.dir.paths(),
+                &self.boot_spec(&a.name, Self::kind_of(a, &state)),
+            )?;
             *lock(&a.process) = Some(p);
         }
         let deadline = Instant::now() + self.options.ready_timeout;
@@ -267,7 +312,7 @@ impl ApplianceLab {
                         self.write_sshd_config(&name, port)?;
                         let p = HostProcess::boot(
                             self.dir.paths(),
-                            &self.boot_spec(&name, gateway(&name)),
+                            &self.boot_spec(&name, Self::kind_of(&self.hosts[i], &state)),
                         )?;
                         *lock(&self.hosts[i].process) = Some(p);
                     } else {
@@ -293,8 +338,7 @@ impl ApplianceLab {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        self.dir
-            .update_state(|s| s.nodes.iter_mut().for_each(|n| n.up = true))
+        self.dir.update_state(|s| set_all_up(s, true))
     }
 
     fn write_client_files(&self) -> Result<(), ApplianceError> {
@@ -358,7 +402,20 @@ impl ApplianceLab {
 
     /// The appliances' names, the initial master first.
     pub fn hosts(&self) -> Vec<String> {
-        self.hosts.iter().map(|a| a.name.clone()).collect()
+        self.hosts
+            .iter()
+            .filter(|a| !a.pnode)
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    /// The physical Ganeti hosts' names, the RokE master's first (none without Ganeti).
+    pub fn pnodes(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|a| a.pnode)
+            .map(|a| a.name.clone())
+            .collect()
     }
 
     /// The initial master (the first host).
@@ -368,7 +425,11 @@ impl ApplianceLab {
 
     /// Every other host, in order (the plans' `slaves`).
     pub fn slaves(&self) -> Vec<String> {
-        self.hosts[1..].iter().map(|a| a.name.clone()).collect()
+        self.hosts[1..]
+            .iter()
+            .filter(|a| !a.pnode)
+            .map(|a| a.name.clone())
+            .collect()
     }
 
     /// The port of `host`'s sshd on 127.0.0.1.
@@ -406,11 +467,7 @@ impl ApplianceLab {
         if let Some(mut p) = lock(&a.process).take() {
             p.kill();
         }
-        self.dir.update_state(|s| {
-            if let Some(n) = s.node_mut(host) {
-                n.up = false;
-            }
-        })?;
+        self.dir.update_state(|s| set_up(s, host, false))?;
         self.write_manifest()
     }
 
@@ -421,8 +478,8 @@ impl ApplianceLab {
         if slot.is_some() {
             return Ok(());
         }
-        let gateway = self.state()?.node(host).is_some_and(|n| n.gateway);
-        let mut p = HostProcess::boot(self.dir.paths(), &self.boot_spec(host, gateway))?;
+        let kind = Self::kind_of(a, &self.state()?);
+        let mut p = HostProcess::boot(self.dir.paths(), &self.boot_spec(host, kind))?;
         let deadline = Instant::now() + self.options.ready_timeout;
         while !answers_ssh(a.port) {
             if p.has_exited() || Instant::now() > deadline {
@@ -436,11 +493,7 @@ impl ApplianceLab {
         }
         *slot = Some(p);
         drop(slot);
-        self.dir.update_state(|s| {
-            if let Some(n) = s.node_mut(host) {
-                n.up = true;
-            }
-        })?;
+        self.dir.update_state(|s| set_up(s, host, true))?;
         self.write_manifest()
     }
 
@@ -458,7 +511,9 @@ impl ApplianceLab {
     /// Puts another appliance image on `host`'s BOOT disk (the manual BOOT swap): its
     /// tools become those of `image` at once, upgrade tool included.
     pub fn set_boot_image(&self, host: &str, image: Version) -> Result<(), ApplianceError> {
-        self.appliance(host)?;
+        if self.appliance(host)?.pnode {
+            return Err(ApplianceError::UnknownHost(host.to_string()));
+        }
         install_tools(self.dir.paths(), host, image, &self.lab_bin)?;
         self.dir.update_state(|s| {
             if let Some(n) = s.node_mut(host) {
@@ -484,9 +539,7 @@ impl ApplianceLab {
         for p in &mut running {
             p.kill();
         }
-        let _ = self
-            .dir
-            .update_state(|s| s.nodes.iter_mut().for_each(|n| n.up = false));
+        let _ = self.dir.update_state(|s| set_all_up(s, false));
         let _ = self.write_manifest();
     }
 
@@ -542,5 +595,21 @@ pub fn down(dir: &Path) -> Result<(), ApplianceError> {
         h.unshare_start_time = None;
     }
     manifest.write(lab.paths())?;
-    lab.update_state(|s| s.nodes.iter_mut().for_each(|n| n.up = false))
+    lab.update_state(|s| set_all_up(s, false))
+}
+
+/// Records whether the host (appliance or physical host) called `host` is powered on.
+fn set_up(s: &mut LabState, host: &str, up: bool) {
+    if let Some(n) = s.node_mut(host) {
+        n.up = up;
+    }
+    if let Some(p) = s.ganeti.pnode_mut(host) {
+        p.up = up;
+    }
+}
+
+/// Records every host as powered on (or off).
+fn set_all_up(s: &mut LabState, up: bool) {
+    s.nodes.iter_mut().for_each(|n| n.up = up);
+    s.ganeti.pnodes.iter_mut().for_each(|p| p.up = up);
 }

@@ -19,6 +19,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! With [`ApplianceOptions::ganeti`], the appliances are instances of a simulated Ganeti
+//! cluster whose physical hosts are sshd hosts too (see [`ganeti`]).
+//!
 //! # Simplifications
 //! - A BOOT disk swap is not visible: a host runs the image of
 //!   [`ApplianceOptions::boot_image`] from the start (its upgrade tool is installed), or
@@ -48,13 +51,15 @@ mod user;
 mod version;
 
 pub mod cli;
+pub mod ganeti;
 pub mod tools;
 
 pub use binary::{LAB_BIN_ENV, lab_binary};
 pub use control::LabDir;
 pub use error::ApplianceError;
 pub use faults::{Fault, FaultAction};
-pub use install::{COMMON_TOOLS, ToolContext};
+pub use ganeti::GanetiOptions;
+pub use install::{COMMON_TOOLS, PNODE_TOOLS, ToolContext};
 pub use journal::{Invocation, read_journal};
 pub use lab::{ApplianceLab, down};
 pub use manifest::{Manifest, ManifestHost};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ganeti::GanetiOptions;
 use super::version::{V0_12, Version};
 
 /// What `known_hosts` says about an appliance's host key.
@@ -61,6 +62,10 @@ pub struct ApplianceOptions {
     pub sshd_log_level: String,
     /// How long to wait for every sshd to accept connections.
     pub ready_timeout: Duration,
+    /// The appliances run on a Ganeti cluster: its physical hosts are started too, and
+    /// the RokE master (the first host) boots the starting version's image, which the
+    /// simulated `rok-cluster-upgrade-ganeti` re-installs with `boot_image`. Default none.
+    pub ganeti: Option<GanetiOptions>,
     /// Leave the appliances running when the lab is dropped or its process ends (what
     /// `lab appliances up --detach` does); stop them with [`down`](super::down).
     pub detach: bool,
@@ -83,6 +88,7 @@ impl Default for ApplianceOptions {
             max_sessions: 10,
             sshd_log_level: "VERBOSE".into(),
             ready_timeout: Duration::from_secs(20),
+            ganeti: None,
             detach: false,
         }
     }
@@ -95,6 +101,31 @@ impl ApplianceOptions {
             hosts: Self::numbered_hosts(n),
             ..Self::default()
         }
+    }
+
+    /// Adds a Ganeti cluster of `pnodes` physical hosts `ganeti-1..pnodes` (default
+    /// names and credentials: [`GanetiOptions::pnodes`]).
+    pub fn with_ganeti(mut self, pnodes: usize) -> Self {
+        self.ganeti = Some(GanetiOptions::pnodes(pnodes));
+        self
+    }
+
+    /// The image `host` boots first: [`boot_image`](Self::boot_image), except the RokE
+    /// master on Ganeti, which the upgrade script re-installs.
+    pub fn first_boot_image(&self, host: &str) -> Version {
+        if self.ganeti.is_some() && self.hosts.first().is_some_and(|m| m == host) {
+            self.starting_version()
+        } else {
+            self.boot_image
+        }
+    }
+
+    /// The physical Ganeti hosts (none without Ganeti).
+    pub fn pnode_list(&self) -> Vec<String> {
+        self.ganeti
+            .as_ref()
+            .map(|g| g.pnodes.clone())
+            .unwrap_or_default()
     }
 
     /// `rok-node-1..n`.

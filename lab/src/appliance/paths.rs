@@ -118,6 +118,46 @@ impl LabPaths {
     pub fn sshd_pid(&self, host: &str) -> PathBuf {
         self.host_dir(host).join("sshd.pid")
     }
+
+    /// A physical Ganeti host's changes to `/usr/bin` (the upper layer of the overlay
+    /// mounted there inside its namespace): its `*kvm*` scripts.
+    pub fn pnode_usr_bin(&self, host: &str) -> PathBuf {
+        self.host_dir(host).join("usr-bin")
+    }
+
+    /// A physical Ganeti host's changes to `/etc` (the overlay's upper layer): its
+    /// `ganeti/rok/rok.conf` and `default/snf-image`.
+    pub fn pnode_etc(&self, host: &str) -> PathBuf {
+        self.host_dir(host).join("etc")
+    }
+
+    /// The overlay work directories of a physical host (one per overlay, inside).
+    pub fn pnode_overlay_work(&self, host: &str) -> PathBuf {
+        self.host_dir(host).join("overlay-work")
+    }
+
+    /// The simulated Ganeti cluster's state (JSON).
+    pub fn ganeti_state(&self) -> PathBuf {
+        self.root.join("ganeti.json")
+    }
+
+    /// The passwords `rok-cluster-upgrade-ganeti` checks (JSON; kept out of the state,
+    /// which `lab appliances state` prints).
+    pub fn ganeti_credentials(&self) -> PathBuf {
+        self.root.join("ganeti-credentials.json")
+    }
+
+    /// The plan's `ganeti_scripts_dir`: holds `scripts/rok-cluster-upgrade-ganeti`.
+    pub fn ganeti_scripts_dir(&self) -> PathBuf {
+        self.root.join("ganeti-upgrade")
+    }
+
+    /// The simulated `rok-cluster-upgrade-ganeti` (a Python script).
+    pub fn ganeti_upgrade_script(&self) -> PathBuf {
+        self.ganeti_scripts_dir()
+            .join("scripts")
+            .join("rok-cluster-upgrade-ganeti")
+    }
 }
 
 /// The name of the file in an appliance's bin directory that tells the simulated tools

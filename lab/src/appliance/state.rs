@@ -1,5 +1,6 @@
 //! The simulated Rok state: cluster-wide (shared state, configuration, maps, Gateway
-//! store) in `cluster.json`, per node (BOOT image, node version) in `hosts/H/node.json`.
+//! store) in `cluster.json`, per node (BOOT image, node version) in `hosts/H/node.json`,
+//! the Ganeti cluster under the appliances, if any, in `ganeti.json`.
 //! Every change happens under one file lock, so tools on several hosts at once see a
 //! consistent cluster.
 
@@ -12,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApplianceError;
+use super::ganeti::GanetiState;
 use super::paths::LabPaths;
 use super::version::Version;
 
@@ -76,6 +78,9 @@ pub struct LabState {
     pub cluster: ClusterState,
     /// Every node, in member order.
     pub nodes: Vec<NodeState>,
+    /// The Ganeti cluster under the appliances (empty without one).
+    #[serde(default)]
+    pub ganeti: GanetiState,
 }
 
 impl LabState {
@@ -150,13 +155,27 @@ impl StateStore {
             .iter()
             .map(|m| read_json(&self.paths.node_state(m)))
             .collect::<Result<_, _>>()?;
-        Ok(LabState { cluster, nodes })
+        let ganeti_path = self.paths.ganeti_state();
+        let ganeti = if ganeti_path.exists() {
+            read_json(&ganeti_path)?
+        } else {
+            GanetiState::default()
+        };
+        Ok(LabState {
+            cluster,
+            nodes,
+            ganeti,
+        })
     }
 
     fn save(&self, state: &LabState) -> Result<(), ApplianceError> {
         write_json_atomic(&self.paths.cluster_state(), &state.cluster)?;
         for node in &state.nodes {
             write_json_atomic(&self.paths.node_state(&node.name), node)?;
+        }
+        let ganeti_path = self.paths.ganeti_state();
+        if state.ganeti != GanetiState::default() || ganeti_path.exists() {
+            write_json_atomic(&ganeti_path, &state.ganeti)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! the lab's state under its lock. A refused command prints `TOOL: error: ...` on stderr
 //! and exits 1; a usage error exits 2.
 
+mod apt;
 mod cluster_ctl;
 mod composer;
 mod config;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 use super::error::ApplianceError;
 use super::faults::FaultsFile;
-use super::install::{COMMON_TOOLS, ToolContext};
+use super::install::{COMMON_TOOLS, PNODE_TOOLS, ToolContext};
 use super::journal::JournalWriter;
 use super::paths::{LabPaths, TOOL_CONTEXT_IN_APPLIANCE};
 use super::state::{LabState, StateStore, read_json};
@@ -40,6 +41,14 @@ impl Refusal {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// The command cannot run, with the program's own exit status (apt-get's 100).
+    pub(crate) fn with_code(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
             message: message.into(),
         }
     }
@@ -104,7 +113,9 @@ impl Tool {
 
 /// Whether `name` is one of the simulated tools.
 pub fn is_tool(name: &str) -> bool {
-    COMMON_TOOLS.contains(&name) || Version::of_upgrade_tool(name).is_some()
+    COMMON_TOOLS.contains(&name)
+        || PNODE_TOOLS.contains(&name)
+        || Version::of_upgrade_tool(name).is_some()
 }
 
 /// If this process was started as a simulated tool (argv[0]'s file name), runs it and
@@ -195,6 +206,7 @@ fn run_tool(tool: &mut Tool, name: &str, args: &[String]) -> ToolResult {
         "rok-cluster-gc" => composer::gc(tool, &args),
         "rok-gw-manage" => gateway::manage(tool, &args),
         "rok-gw-service" => gateway::service(tool, &args),
+        "apt-get" => apt::run(tool, &args),
         other => match Version::of_upgrade_tool(other) {
             Some(target) => upgrade::run(tool, target, &args),
             None => Err(Refusal::usage(format!("unknown tool {other}"))),
