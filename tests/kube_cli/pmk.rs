@@ -1,0 +1,166 @@
+//! `plans/pmk-cluster-upgrade.toml` end to end on a 5-node lab cluster (seed 004): one node
+//! at a time, the seed's warnings as pre-flight refusals, the service-account token refresh.
+
+use serde_json::Value;
+
+use super::pmk_lab::{Availability, HAND_CORDONED, NEW_VERSION, PmkLab, text};
+
+fn uid(v: &Value) -> String {
+    v["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn pod_uids(lab: &PmkLab, app: &str) -> Vec<String> {
+    lab.pods()
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .map(uid)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pmk_upgrade_rolls_every_node_within_budgets_and_refreshes_tokens() {
+    let lab = PmkLab::start(5).await;
+    let params = lab.params("allow_unmanaged = true\nallow_emptydir_loss = true");
+    let params = params.to_str().expect("utf-8 path");
+    let batch_before = pod_uids(&lab, "batch-worker");
+    let debug_before = lab
+        .cluster
+        .get("", "pods", "default", "debug-shell")
+        .expect("debug-shell");
+
+    let availability = Availability::watch(lab.cluster.clone());
+    let plan = super::pmk_lab::pmk_plan();
+    let plan = plan.to_str().expect("utf-8 path");
+    let out = lab.run(&["execute", plan, "--params", params]).await;
+    availability.assert_within_budgets().await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    lab.assert_every_node_upgraded();
+    // Node by node, in order: each node's uncordon before the next node's cordon.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut last = 0;
+    for node in &lab.nodes {
+        let at = stderr
+            .find(&format!("nodes/{node}/upgrade"))
+            .unwrap_or_else(|| panic!("no upgrade of {node}\n{}", text(&out)));
+        assert!(at >= last, "{node} upgraded out of order\n{}", text(&out));
+        last = at;
+    }
+    assert!(
+        stderr.contains(&format!("nodes/{HAND_CORDONED}/uncordon: already in place")),
+        "{}",
+        text(&out)
+    );
+    // The unmanaged pod was deleted (allowed), not rescheduled.
+    assert!(lab.cluster.get("", "pods", "default", "scratch").is_none());
+    // Token refresh: batch-worker bounced to new pods at its replica count.
+    let rc = lab
+        .cluster
+        .get("", "replicationcontrollers", "default", "batch-worker")
+        .expect("batch-worker");
+    assert_eq!(rc["spec"]["replicas"], 2);
+    let batch_after = pod_uids(&lab, "batch-worker");
+    assert_eq!(batch_after.len(), 2, "{batch_after:?}");
+    assert!(batch_after.iter().all(|u| !batch_before.contains(u)));
+    // frontend replaced by a copy of itself (its budget was never broken: checked above).
+    assert!(
+        lab.cluster
+            .get("", "replicationcontrollers", "default", "frontend")
+            .is_none()
+    );
+    let copies: Vec<Value> = lab
+        .cluster
+        .list("", "replicationcontrollers", Some("default"))
+        .into_iter()
+        .filter(|rc| {
+            rc["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("frontend-"))
+        })
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    assert_eq!(copies[0]["spec"]["replicas"], 2);
+    // The stand-alone pod re-created (a new uid), on an upgraded node.
+    let debug_after = lab
+        .cluster
+        .get("", "pods", "default", "debug-shell")
+        .expect("debug-shell re-created");
+    assert_ne!(uid(&debug_after), uid(&debug_before));
+
+    let status = lab.run(&["status"]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("succeeded"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pmk_preflight_refuses_unmanaged_and_emptydir_pods_until_allowed() {
+    let lab = PmkLab::start(5).await;
+    let params = lab.params("");
+    let params = params.to_str().expect("utf-8 path");
+    let plan = super::pmk_lab::pmk_plan();
+    let plan = plan.to_str().expect("utf-8 path");
+    let cache_node = lab
+        .pods()
+        .iter()
+        .find(|p| p["metadata"]["labels"]["app"] == "cache")
+        .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+        .expect("cache pod scheduled");
+
+    // The rehearsal names every pod that would stop a drain, per node, and changes nothing.
+    let rehearsal = lab
+        .run(&["plan", "--server-dry-run", plan, "--params", params])
+        .await;
+    assert_eq!(rehearsal.status.code(), Some(1), "{}", text(&rehearsal));
+    let said = String::from_utf8_lossy(&rehearsal.stdout);
+    assert!(
+        said.contains("default/scratch: unmanaged") && said.contains("allow_unmanaged"),
+        "{}",
+        text(&rehearsal)
+    );
+    assert!(
+        said.contains("emptyDir volume scratch-space") && said.contains("allow_emptydir_loss"),
+        "{}",
+        text(&rehearsal)
+    );
+
+    // A run with the defaults stops at the first node whose pre-flight refuses, before
+    // evicting anything there, and uncordons what it cordoned.
+    let out = lab.run(&["execute", plan, "--params", params]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    let first_refused = ["node-2", cache_node.as_str()]
+        .into_iter()
+        .min()
+        .unwrap_or("node-2");
+    assert!(
+        all.contains(&format!("pre-flight refused to drain node {first_refused}")),
+        "{all}"
+    );
+    assert!(lab.cluster.get("", "pods", "default", "scratch").is_some());
+    for name in &lab.nodes {
+        let node = lab.node(name);
+        assert_eq!(
+            node["spec"]["unschedulable"] == true,
+            name == HAND_CORDONED,
+            "{name}\n{all}"
+        );
+        assert!(node["metadata"]["annotations"]["rok-plan/cordoned-by-run"].is_null());
+    }
+
+    // Allowing both lets the run through.
+    let params = lab.params("allow_unmanaged = true\nallow_emptydir_loss = true");
+    let params = params.to_str().expect("utf-8 path");
+    let out = lab
+        .run(&["execute", "--new", plan, "--params", params])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    lab.assert_every_node_upgraded();
+    assert_eq!(
+        lab.node("node-1")["status"]["nodeInfo"]["kubeletVersion"],
+        NEW_VERSION
+    );
+}
