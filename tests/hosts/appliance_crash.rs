@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use rok_plan_lab::appliance::{ApplianceLab, Invocation};
 
-use crate::appliance_plans::{assert_upgraded_to_v0_12, runs_of, shipped};
+use crate::appliance_plans::{assert_upgraded_to_v0_12, runs_of};
 use crate::support::Lab;
-use crate::{appliances, ssh_args, with_ssh};
+use crate::{appliances, execute_shipped, ssh_args, strs, with_ssh};
 
 /// The tool command and host an in-doubt instance of the v0.12 plan ran.
 fn command_of(instance: &str, master: &str) -> Option<(&'static str, String)> {
@@ -63,10 +63,9 @@ fn in_doubt(lab: &Lab) -> Vec<String> {
 /// rok-plan was told to make, by host.
 fn crash_and_resume(hosts: &ApplianceLab, n: u64) -> BTreeMap<String, usize> {
     let lab = Lab::new();
-    let plan = shipped("rok-v0.12.toml");
-    let params = hosts.plan_params("0.12").display().to_string();
     let ssh = ssh_args(hosts);
-    let args = with_ssh(&["execute", &plan, "--params", &params, "--yes"], &ssh);
+    let owned = execute_shipped(hosts, "0.12", &["--yes"]);
+    let args = strs(&owned);
     let mut cmd = lab.cmd(&args);
     cmd.env("ROK_PLAN_TEST_KILL_AFTER_COMMITS", n.to_string());
     let first = lab.run_cmd(cmd, &args);

@@ -5,7 +5,7 @@
 use rok_plan_lab::appliance::{ApplianceLab, Invocation, V0_12};
 
 use crate::support::{Lab, state_of};
-use crate::{appliances, ssh_args, with_ssh};
+use crate::{appliances, execute_shipped, ssh_args, strs, with_ssh};
 
 /// A shipped plan, by its path in the repository.
 pub(crate) fn shipped(plan: &str) -> String {
@@ -83,11 +83,9 @@ pub(crate) fn assert_upgraded_to_v0_12(hosts: &ApplianceLab) {
 fn v0_12_pauses_at_every_boot_disk_swap_and_upgrades_master_first_then_each_slave_alone() {
     let hosts = appliances(4);
     let lab = Lab::new();
-    let plan = shipped("rok-v0.12.toml");
-    let params = hosts.plan_params("0.12").display().to_string();
     let ssh = ssh_args(&hosts);
-
-    let out = lab.run(&with_ssh(&["execute", &plan, "--params", &params], &ssh));
+    let args = execute_shipped(&hosts, "0.12", &[]);
+    let out = lab.run(&strs(&args));
     out.code(3);
     assert_eq!(awaiting(&lab), ["swap-boot-master"]);
     assert!(
@@ -161,15 +159,10 @@ fn v0_12_pauses_at_every_boot_disk_swap_and_upgrades_master_first_then_each_slav
 fn v0_12_with_yes_and_the_s3_and_backup_branches_on() {
     let hosts = appliances(4);
     let lab = Lab::new();
-    let plan = shipped("rok-v0.12.toml");
-    let params = hosts.plan_params("0.12").display().to_string();
-    let ssh = ssh_args(&hosts);
-    lab.run(&with_ssh(
+    let args = execute_shipped(
+        &hosts,
+        "0.12",
         &[
-            "execute",
-            &plan,
-            "--params",
-            &params,
             "--yes",
             "--set",
             "s3_assume_no_versioning=true",
@@ -178,9 +171,8 @@ fn v0_12_with_yes_and_the_s3_and_backup_branches_on() {
             "--set",
             "delete_map_backups=true",
         ],
-        &ssh,
-    ))
-    .code(0);
+    );
+    lab.run(&strs(&args)).code(0);
     assert_upgraded_to_v0_12(&hosts);
     let state = hosts.state().unwrap();
     assert!(
@@ -211,14 +203,8 @@ fn v0_11_from_v0_10_pins_upgrades_migrates_the_gateway_and_enables_etcd_auth() {
     options.boot_image = rok_plan_lab::appliance::V0_11;
     let hosts = crate::appliances_with(options);
     let lab = Lab::new();
-    let plan = shipped("rok-v0.11.toml");
-    let params = hosts.plan_params("0.11").display().to_string();
-    let ssh = ssh_args(&hosts);
-    lab.run(&with_ssh(
-        &["execute", &plan, "--params", &params, "--yes"],
-        &ssh,
-    ))
-    .code(0);
+    let args = execute_shipped(&hosts, "0.11", &["--yes"]);
+    lab.run(&strs(&args)).code(0);
 
     let state = hosts.state().unwrap();
     assert_eq!(state.cluster.version, rok_plan_lab::appliance::V0_11);
@@ -268,25 +254,19 @@ fn a_wrong_master_stops_the_v0_11_run_before_anything_changes() {
     options.boot_image = rok_plan_lab::appliance::V0_11;
     let hosts = crate::appliances_with(options);
     let lab = Lab::new();
-    let plan = shipped("rok-v0.11.toml");
-    let params = hosts.plan_params("0.11").display().to_string();
-    let ssh = ssh_args(&hosts);
     // rok-node-2 is not the master.
-    lab.run(&with_ssh(
+    let args = execute_shipped(
+        &hosts,
+        "0.11",
         &[
-            "execute",
-            &plan,
-            "--params",
-            &params,
             "--yes",
             "--set",
             "master=rok-node-2",
             "--set",
             "slaves=rok-node-1,rok-node-3",
         ],
-        &ssh,
-    ))
-    .code(1);
+    );
+    lab.run(&strs(&args)).code(1);
     assert_eq!(state_of(&lab.status(), "find_master"), "failed");
     let changes: Vec<Invocation> = hosts
         .journal()
@@ -301,23 +281,9 @@ fn a_wrong_master_stops_the_v0_11_run_before_anything_changes() {
 fn a_slave_missing_from_the_parameters_stops_v0_12_at_the_pinning_check() {
     let hosts = appliances(3);
     let lab = Lab::new();
-    let plan = shipped("rok-v0.12.toml");
-    let params = hosts.plan_params("0.12").display().to_string();
-    let ssh = ssh_args(&hosts);
     // rok-node-3 is forgotten: it stays master capable.
-    lab.run(&with_ssh(
-        &[
-            "execute",
-            &plan,
-            "--params",
-            &params,
-            "--yes",
-            "--set",
-            "slaves=rok-node-2",
-        ],
-        &ssh,
-    ))
-    .code(1);
+    let args = execute_shipped(&hosts, "0.12", &["--yes", "--set", "slaves=rok-node-2"]);
+    lab.run(&strs(&args)).code(1);
     let status = lab.status();
     assert_eq!(state_of(&status, "verify-master-pinned"), "failed");
     assert_eq!(state_of(&status, "upgrade-cluster"), "pending");

@@ -54,3 +54,22 @@ pub(crate) fn with_ssh<'a>(args: &[&'a str], ssh: &'a [String]) -> Vec<&'a str> 
     v.extend(ssh.iter().map(String::as_str));
     v
 }
+
+/// `execute plans/rok-vRELEASE.toml --params LAB-PARAMS EXTRA... --ssh-config LAB-CONFIG`:
+/// a shipped appliance plan against this lab.
+pub(crate) fn execute_shipped(hosts: &ApplianceLab, release: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "execute".to_string(),
+        appliance_plans::shipped(&format!("rok-v{release}.toml")),
+        "--params".to_string(),
+        hosts.plan_params(release).display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend(ssh_args(hosts));
+    args
+}
+
+/// `&str`s of `args`, for the harness.
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
