@@ -3,6 +3,7 @@
 
 mod cli;
 mod faults;
+mod ganeti;
 mod gitops;
 mod hosts;
 mod plans;
