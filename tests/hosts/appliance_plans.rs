@@ -35,6 +35,19 @@ fn awaiting(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+/// Every slave has lost master capability (v0.12's pinning).
+fn assert_master_pinned(hosts: &ApplianceLab) {
+    let state = hosts.state().expect("the lab state");
+    for slave in hosts.slaves() {
+        let key = format!("cluster.members.{slave}.master_capable");
+        assert_eq!(
+            state.cluster.config.get(&key).map(String::as_str),
+            Some("False"),
+            "{slave} lost master capability"
+        );
+    }
+}
+
 /// Checks the end state of a v0.12 upgrade on every host, and the order of the upgrades.
 pub(crate) fn assert_upgraded_to_v0_12(hosts: &ApplianceLab) {
     let state = hosts.state().expect("the lab state");
@@ -44,17 +57,7 @@ pub(crate) fn assert_upgraded_to_v0_12(hosts: &ApplianceLab) {
     }
     let master = hosts.master().to_string();
     assert_eq!(state.cluster.master, master, "the master stayed the master");
-    for slave in hosts.slaves() {
-        assert_eq!(
-            state
-                .cluster
-                .config
-                .get(&format!("cluster.members.{slave}.master_capable"))
-                .map(String::as_str),
-            Some("False"),
-            "{slave} lost master capability"
-        );
-    }
+    assert_master_pinned(hosts);
     // Each node upgraded exactly once; the master before any slave; slaves one at a time.
     let upgrades = runs_of(hosts, "rok-cluster-upgrade-v0.12.0 upgrade-node");
     let order: Vec<&str> = upgrades.iter().map(|i| i.host.as_str()).collect();
@@ -93,17 +96,7 @@ fn v0_12_pauses_at_every_boot_disk_swap_and_upgrades_master_first_then_each_slav
         "nothing upgraded before the swap"
     );
     // The master is pinned before its BOOT disk is swapped.
-    let state = hosts.state().unwrap();
-    for slave in hosts.slaves() {
-        assert_eq!(
-            state
-                .cluster
-                .config
-                .get(&format!("cluster.members.{slave}.master_capable"))
-                .map(String::as_str),
-            Some("False")
-        );
-    }
+    assert_master_pinned(&hosts);
 
     // The operator approves each swap as it comes: the master's, then each slave's alone.
     let id = lab.run_id();
