@@ -5,22 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use rok_plan_lab::gitops::{self, GitopsRepos};
+
+/// git with the lab's fixed identity; a failure fails the test.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    gitops::git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn write(dir: &Path, file: &str, text: &str) {
@@ -41,59 +30,12 @@ fn rok_plan(dir: &Path, args: &[&str]) -> std::process::Output {
 fn rebase_keeps_local_changes_removes_files_deleted_upstream_and_mirrors() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    git(t, &["init", "-q", "--bare", "-b", "main", "up.git"]);
-    git(t, &["init", "-q", "--bare", "-b", "main", "mirror.git"]);
-    git(t, &["clone", "-q", "up.git", "vendor"]);
-    let vendor = t.join("vendor");
-    write(
-        &vendor,
-        "rok/deploy/overlay.yaml",
-        "replicas: 1\nimage: v1\n",
-    );
-    write(&vendor, "kubeflow/kfctl_config.yaml", "a: 1\n");
-    git(&vendor, &["add", "."]);
-    git(&vendor, &["commit", "-q", "-m", "v1 manifests"]);
-    git(&vendor, &["push", "-q", "origin", "main"]);
-
-    git(t, &["clone", "-q", "up.git", "local"]);
-    let local = t.join("local");
-    for (k, v) in [
-        ("user.name", "operator"),
-        ("user.email", "op@example.invalid"),
-    ] {
-        git(&local, &["config", k, v]);
-    }
-    git(
-        &local,
-        &[
-            "remote",
-            "add",
-            "mirror",
-            t.join("mirror.git").to_str().unwrap(),
-        ],
-    );
-    write(
-        &local,
-        "rok/deploy/overlay.yaml",
-        "replicas: 3\nimage: v1\n",
-    );
-    git(&local, &["commit", "-q", "-am", "our replicas"]);
-    write(&local, "kubeflow/kfctl_config.yaml", "a: 1\nlocal: tweak\n");
-    git(&local, &["commit", "-q", "-am", "our kfctl tweak"]);
-    let old_head = git(&local, &["rev-parse", "HEAD"]);
-
-    write(
-        &vendor,
-        "rok/deploy/overlay.yaml",
-        "replicas: 2\nimage: v2\n",
-    );
-    git(&vendor, &["rm", "-q", "kubeflow/kfctl_config.yaml"]);
-    write(&vendor, "rok/new.yaml", "kind: New\n");
-    git(&vendor, &["add", "."]);
-    git(&vendor, &["commit", "-q", "-am", "v2 manifests"]);
-    git(&vendor, &["push", "-q", "origin", "main"]);
-    let vendor_head = git(&vendor, &["rev-parse", "HEAD"]);
-
+    // The lab's GitOps repositories: vendor commits upstream, operator commits locally,
+    // a line both changed, a file deleted upstream and modified locally, an empty mirror.
+    let repos = GitopsRepos::create(t).unwrap_or_else(|e| panic!("{e}"));
+    let local = repos.local.clone();
+    let old_head = repos.local_head.clone();
+    let vendor_head = repos.upstream_head.clone();
     std::fs::write(
         t.join("plan.toml"),
         r#"
@@ -123,11 +65,13 @@ mirror = "mirror"
         &["merge-base", "--is-ancestor", &vendor_head, "HEAD"],
     );
     // Both changed the `replicas` line: ours is kept (the seeds' -Xtheirs).
-    let overlay = std::fs::read_to_string(local.join("rok/deploy/overlay.yaml")).unwrap();
-    assert!(overlay.contains("replicas: 3"), "{overlay}");
+    let overlay = std::fs::read_to_string(local.join(gitops::CONFLICTING_FILE)).unwrap();
+    // The hunk both changed is the operator's (-Xtheirs takes the replayed local side).
+    assert_eq!(overlay, gitops::LOCAL_OVERLAY);
     // Deleted upstream, modified locally: removed, as the seeds' `git rm` does.
-    assert!(!local.join("kubeflow/kfctl_config.yaml").exists());
-    assert!(local.join("rok/new.yaml").exists());
+    assert!(!local.join(gitops::DELETED_UPSTREAM_FILE).exists());
+    assert!(local.join(gitops::ADDED_UPSTREAM_FILE).exists());
+    assert!(local.join(gitops::ADDED_LOCALLY_FILE).exists());
     // The old history is kept under a backup ref.
     let backups = git(
         &local,
@@ -140,7 +84,7 @@ mirror = "mirror"
     assert_eq!(backups, old_head);
     // The mirror has the rebased branch.
     let head = git(&local, &["rev-parse", "HEAD"]);
-    assert_eq!(git(&t.join("mirror.git"), &["rev-parse", "main"]), head);
+    assert_eq!(git(&repos.mirror, &["rev-parse", &repos.branch]), head);
     assert_eq!(
         git(&local, &["status", "--porcelain"]),
         "",
