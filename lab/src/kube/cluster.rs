@@ -322,7 +322,7 @@ impl Cluster {
         self.create(
             "rok",
             json!({"apiVersion": "rok.arrikto.com/v1alpha1", "kind": "RokCluster", "metadata": {"name": "rok"},
-                "spec": {"version": version, "members": members, "images": {"rok": image("roke"), "rokCsi": image("rok-csi")}}}),
+                "spec": {"version": version, "members": members, "images": {"rok": image("roke"), "rokCSI": image("rok-csi")}}}),
         )?;
         Ok(())
     }
