@@ -2,4 +2,5 @@
 
 mod pmk;
 mod pmk_lab;
+mod rok_k8s;
 mod server_dry_run;
