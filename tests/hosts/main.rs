@@ -11,6 +11,7 @@ mod support;
 
 mod appliance_crash;
 mod appliance_plans;
+mod ganeti;
 mod remote_file_edit;
 mod ssh_cancel;
 mod ssh_failures;
