@@ -164,3 +164,25 @@ async fn pmk_preflight_refuses_unmanaged_and_emptydir_pods_until_allowed() {
         NEW_VERSION
     );
 }
+
+/// Nodes change between a read and a write all the time (heartbeats, the node controller's
+/// taint): a cordon or uncordon refused with 409 reads the node again instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_and_uncordon_read_the_node_again_after_a_409() {
+    let lab = PmkLab::start(3).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[plan]\nname = \"conflict\"\n\n[[step]]\nid = \"cordon\"\ntype = \"kube.cordon\"\nnode = \"node-1\"\n\n\
+         [[step]]\nid = \"uncordon\"\ntype = \"kube.uncordon\"\nnode = \"node-1\"\nneeds = [\"cordon\"]\n",
+    )
+    .expect("plan");
+    lab.cluster
+        .fail_next(Some("PATCH"), "/nodes/node-1", 409, 2);
+    let out = lab.run(&["execute", plan.to_str().expect("utf-8")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let node = lab.node("node-1");
+    assert_ne!(node["spec"]["unschedulable"], true, "{node:#}");
+    assert!(node["metadata"]["annotations"]["rok-plan/cordoned-by-run"].is_null());
+}

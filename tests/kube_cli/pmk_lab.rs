@@ -209,7 +209,10 @@ impl PmkLab {
             .env("LAB_KUBELET_VERSION", NEW_VERSION)
             .env_remove("ROK_PLAN_STATE")
             .env_remove("ROK_PLAN_TEST_KILL_AFTER_COMMITS");
-        if args.first().is_some_and(|a| *a != "status") {
+        if args
+            .first()
+            .is_some_and(|a| ["execute", "resume", "plan"].contains(a))
+        {
             cmd.arg("--kubeconfig")
                 .arg(self.cluster.kubeconfig())
                 .args(["--eviction-retry", "100ms"]);

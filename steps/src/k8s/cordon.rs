@@ -16,6 +16,16 @@ use super::{flag, opt_text};
 /// The annotation rok-plan puts on a node it cordoned; its value is the run id.
 pub(crate) const CORDONED_BY: &str = "rok-plan/cordoned-by-run";
 
+/// How many times a cordon or uncordon reads the node again when its write is refused with
+/// 409 because the node changed since it was read. Nodes change all the time (kubelet
+/// heartbeats, the node controller's unschedulable taint), so one refusal is ordinary;
+/// reading again also sees whether someone else cordoned the node meanwhile.
+const CONFLICT_RETRIES: u32 = 5;
+
+fn is_conflict(e: &KubeError) -> bool {
+    matches!(e, KubeError::Api { code: 409, .. })
+}
+
 /// How a node stood when asked to be cordoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Cordon {
@@ -47,6 +57,29 @@ pub(crate) async fn run_uncordon(
 ) -> Result<StepOutcome, KubeError> {
     let node = node_field(f)?;
     let conn = kube.conn(f).await?;
+    let force = flag(f, "force");
+    let mut attempt = 0;
+    loop {
+        match uncordon(ctx, &conn, node, force).await {
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                say(
+                    ctx,
+                    format!("node {node} changed meanwhile; reading it again"),
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One read-decide-write of an uncordon.
+async fn uncordon(
+    ctx: &StepContext,
+    conn: &Conn,
+    node: &str,
+    force: bool,
+) -> Result<StepOutcome, KubeError> {
     let api: Api<Node> = Api::all(conn.client.clone());
     let what = format!("GET node {node}");
     let n = call(ctx, &what, || api.get(node)).await?;
@@ -61,7 +94,7 @@ pub(crate) async fn run_uncordon(
         if mark.is_some() {
             patch_node(
                 ctx,
-                &conn,
+                conn,
                 node,
                 &n,
                 json!({"metadata": {"annotations": {CORDONED_BY: null}}}),
@@ -71,7 +104,7 @@ pub(crate) async fn run_uncordon(
         say(ctx, format!("node {node} is schedulable"));
         return Ok(StepOutcome::Satisfied);
     }
-    if mark.is_none() && !flag(f, "force") {
+    if mark.is_none() && !force {
         say(
             ctx,
             format!(
@@ -82,13 +115,13 @@ pub(crate) async fn run_uncordon(
     }
     patch_node(
         ctx,
-        &conn,
+        conn,
         node,
         &n,
         json!({"metadata": {"annotations": {CORDONED_BY: null}}, "spec": {"unschedulable": null}}),
     )
     .await?;
-    say(ctx, format!("node {node} uncordoned{}", dry(&conn)));
+    say(ctx, format!("node {node} uncordoned{}", dry(conn)));
     Ok(StepOutcome::done())
 }
 
@@ -101,6 +134,23 @@ pub(crate) async fn cordon(
     conn: &Conn,
     node: &str,
 ) -> Result<Cordon, KubeError> {
+    let mut attempt = 0;
+    loop {
+        match cordon_once(ctx, conn, node).await {
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                say(
+                    ctx,
+                    format!("node {node} changed meanwhile; reading it again"),
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One read-decide-write of a cordon.
+async fn cordon_once(ctx: &StepContext, conn: &Conn, node: &str) -> Result<Cordon, KubeError> {
     let api: Api<Node> = Api::all(conn.client.clone());
     let what = format!("GET node {node}");
     let n = call(ctx, &what, || api.get(node)).await?;
