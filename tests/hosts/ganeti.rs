@@ -322,3 +322,131 @@ fn v0_11_on_ganeti_pauses_for_the_script_upgrades_the_physical_hosts_and_every_a
     }
     w.assert_no_secret_in("the run's output", &out.all());
 }
+
+/// PIDs of processes whose argv contains every one of `words` and whose environment
+/// has `env_entry` (`NAME=VALUE`).
+fn processes_with(words: &[&str], env_entry: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            words.iter().all(|w| args.contains(&w.as_bytes()))
+                && env.split(|b| *b == 0).any(|e| e == env_entry.as_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn a_resume_after_a_crash_while_the_script_started_does_not_start_it_twice() {
+    let w = World::new(2, 2);
+    let tmux_env = format!("TMUX_TMPDIR={}", w.tmux.tmpdir().display());
+    // rok-plan dies (SIGKILL) while the step's `tmux new-session` waits for the lock a
+    // client takes to start the tmux server (held here); once it is released, the server,
+    // the session and the script start without rok-plan knowing: the step is left in
+    // doubt with its effect done. (The check before the attempt, `has-session`, does not
+    // take that lock: it finds no server and fails at once.)
+    // SAFETY: getuid(2) has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let socket_dir = w.tmux.tmpdir().join(format!("tmux-{uid}"));
+    std::fs::create_dir(&socket_dir).expect("tmux's socket directory");
+    std::fs::set_permissions(
+        &socket_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("tmux's socket directory is private");
+    let lock = std::fs::File::create(socket_dir.join(format!("{SOCKET}.lock")))
+        .expect("tmux's start-up lock");
+    lock.lock().expect("the lock is free");
+
+    let plan = shipped("rok-v0.11.toml");
+    let params = w.hosts.plan_params("0.11").display().to_string();
+    let approvals = w.approvals();
+    let mut args = vec!["execute", plan.as_str(), "--params", params.as_str()];
+    args.extend(approvals.iter().map(String::as_str));
+    let ssh = ssh_args(&w.hosts);
+    args.extend(ssh.iter().map(String::as_str));
+    let mut child = w
+        .lab
+        .cmd(&args)
+        .env("TMUX_TMPDIR", w.tmux.tmpdir())
+        .env("ROKE_PASSWORD", &w.roke_password)
+        .env("RAPI_PASSWORD", &w.rapi_password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rok-plan starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_with(&["new-session", SESSION], &tmux_env).is_empty() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let ps = Command::new("ps").args(["-eo", "pid,stat,args"]).output();
+            let ps = ps.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            panic!(
+                "the step never ran `tmux new-session`:\n{}\n{}",
+                w.lab.run(&["status"]).all(),
+                ps.unwrap_or_default()
+            );
+        }
+        assert!(
+            child.try_wait().expect("rok-plan runs").is_none(),
+            "rok-plan ended before the step"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL rok-plan");
+    let _ = child.wait();
+    drop(lock);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w.tmux.has_session() {
+        assert!(
+            Instant::now() < deadline,
+            "the script's session never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.tmux.wait_for("[y/N]");
+    assert_eq!(
+        state_of(&w.lab.status(), "ganeti-start-upgrade-script"),
+        "running"
+    );
+
+    // The resume asks the step's check, which finds the session: the step is
+    // `satisfied` without running, and no second script starts.
+    let id = w.lab.run_id();
+    let mut resume = vec!["resume", id.as_str()];
+    resume.extend(approvals.iter().map(String::as_str));
+    let out = w.rok_plan(&resume, &[]);
+    out.code(3);
+    let status = w.lab.status();
+    assert_eq!(awaiting(&status), ["ganeti-migrate-back"], "{}", out.all());
+    assert_eq!(
+        state_of(&status, "ganeti-start-upgrade-script"),
+        "satisfied"
+    );
+    let sessions =
+        String::from_utf8_lossy(&w.tmux.run(&["list-sessions", "-F", "#S"]).stdout).into_owned();
+    assert_eq!(sessions.trim(), SESSION);
+    assert_eq!(w.hosts.state().unwrap().ganeti.upgrade_script.runs, 1);
+    assert_eq!(
+        w.tmux
+            .pane()
+            .matches("connected to the Ganeti RAPI")
+            .count(),
+        1
+    );
+
+    // And the run ends as the other test's does.
+    w.confirm_migration();
+    let mut resume = vec!["resume", id.as_str(), "--approve", "ganeti-migrate-back"];
+    resume.extend(approvals.iter().map(String::as_str));
+    w.rok_plan(&resume, &[]).code(0);
+    let state = w.hosts.state().unwrap();
+    assert_eq!(state.ganeti.upgrade_script.runs, 1);
+    assert!(state.ganeti.upgrade_script.migrated_back);
+    assert!(state.nodes.iter().all(|n| n.version == V0_11));
+}
