@@ -2,7 +2,7 @@
 //! in `/usr/bin/*kvm*`, `/etc/ganeti/rok/rok.conf`, `/etc/default/snf-image`, none of it
 //! on the machine), and the simulated `rok-cluster-upgrade-ganeti` run with python3.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 
 use rok_plan_lab::appliance::ganeti::edited_paths;
@@ -241,10 +241,7 @@ fn finish(mut child: Child, answer: &str) -> (Option<i32>, String, String) {
         let _ = s.read_to_string(&mut out);
     }
     if let Some(s) = child.stderr.as_mut() {
-        let _ = BufReader::new(s).lines().for_each(|l| {
-            err.push_str(&l.unwrap_or_default());
-            err.push('\n');
-        });
+        let _ = s.read_to_string(&mut err);
     }
     let code = child.wait().unwrap().code();
     (code, out, err)
