@@ -36,7 +36,9 @@ struct Appliance {
 }
 
 /// A set of simulated Rok appliances, each a real sshd on 127.0.0.1 in its own mount,
-/// UTS and PID namespaces, reachable as `ssh -F lab.ssh_config() NAME`.
+/// UTS and PID namespaces, reachable as `ssh -F lab.ssh_config() NAME`; with
+/// [`ApplianceOptions::ganeti`], also the physical Ganeti hosts they run on (same kind of
+/// hosts, see [`pnodes`](Self::pnodes)).
 ///
 /// Dropping it powers every appliance off (no process of the lab is left, the ports are
 /// closed) and removes the directory if the lab made it; the appliances also die with

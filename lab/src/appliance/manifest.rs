@@ -25,7 +25,7 @@ pub struct ManifestHost {
 /// The manifest of a lab directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Every appliance, the initial master first.
+    /// Every appliance, the initial master first, then the physical Ganeti hosts.
     pub hosts: Vec<ManifestHost>,
     /// The `lab` binary the tools link to.
     pub lab_bin: PathBuf,

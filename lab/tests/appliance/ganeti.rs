@@ -343,3 +343,67 @@ fn the_upgrade_script_leaves_the_instances_away_without_a_yes_and_records_an_ear
     assert_eq!(s.runs, 2);
     assert_eq!(s.master_pnode_ready_at_migration, Some(false));
 }
+
+#[test]
+fn lab_appliances_up_with_ganeti_pnodes_then_down_stops_the_physical_hosts_too() {
+    let lab_cmd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lab");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let up = lab_cmd(&[
+        "appliances",
+        "up",
+        "--nodes",
+        "2",
+        "--boot-image",
+        "0.11.0",
+        "--ganeti-pnodes",
+        "2",
+        "--dir",
+        &dir_s,
+        "--detach",
+    ]);
+    // Whatever happens next, stop what `up` left running.
+    struct Down(String, String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0)
+                .args(["appliances", "down", "--dir", &self.1])
+                .output();
+        }
+    }
+    let _down = Down(env!("CARGO_BIN_EXE_lab").to_string(), dir_s.clone());
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(stdout.contains("Ganeti physical host ganeti-2"), "{stdout}");
+    let ssh = |host: &str, cmd: &str| {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(dir.join("ssh_config"))
+            .args(["-o", "StrictHostKeyChecking=yes", host, cmd])
+            .output()
+            .unwrap()
+    };
+    let out = ssh("ganeti-2", "hostname");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ganeti-2");
+    let params = std::fs::read_to_string(dir.join("params-rok-v0.11.toml")).unwrap();
+    assert!(params.contains("ganeti = true"), "{params}");
+
+    let down = lab_cmd(&["appliances", "down", "--dir", &dir_s]);
+    assert!(down.status.success());
+    assert!(!ssh("ganeti-2", "true").status.success(), "ganeti-2 is off");
+    let state = rok_plan_lab::appliance::LabDir::open(&dir)
+        .unwrap()
+        .state()
+        .unwrap();
+    assert!(state.ganeti.pnodes.iter().all(|p| !p.up));
+}
