@@ -307,29 +307,24 @@ fn v0_12_plan_find_master_refuses_a_master_that_is_not_one() {
     }
 }
 
-/// A multi-line `run` is one `sh -c` script without `set -e`: only its last line decides
-/// the exit status. verify-master-pinned's count (line 2) is therefore not checked: a
-/// node left out of `slaves` stays master capable, the step passes, and only the
-/// simulated upgrade-cluster refuses. (With `set -e` the count would also meet seed 002's
-/// `host.master_capable=True` line, which `grep -v "^host"` in the seed filters.)
-/// A finding for the plan's owners.
+/// verify-master-pinned (`set -e`, counting only `cluster.members.*.master_capable=True`)
+/// stops the run when a node was left out of `slaves`: it stays master capable. Before
+/// the plan had `set -e`, only the last line of that check counted and upgrade-cluster
+/// was the first to refuse (found by this lab).
 #[test]
-fn v0_12_plan_verify_master_pinned_checks_only_its_last_line() {
+fn v0_12_plan_verify_master_pinned_stops_a_forgotten_slave() {
     let lab = lab_with(4, |_| {});
     match rehearse(&lab, &plan("rok-v0.12.toml"), &v0_12_params()) {
-        Outcome::Failed(step, why) => {
-            assert_eq!(
-                step, "upgrade-cluster",
-                "verify-master-pinned passed: {why}"
-            );
-            assert!(
-                why.contains("master capable: rok-node-1, rok-node-4"),
-                "{why}"
-            );
-        }
+        Outcome::Failed(step, _) => assert_eq!(step, "verify-master-pinned"),
         Outcome::Done => panic!("upgraded with rok-node-4 still master capable"),
     }
-    // The count line on its own, once rok-node-4 is unpinned too: 2 (the host line).
+    assert!(
+        lab.invocations("rok-node-1", "rok-cluster-upgrade-v0.12.0")
+            .unwrap()
+            .is_empty()
+    );
+    // seed 002's `host.master_capable=True` line is not counted: with rok-node-4 unpinned
+    // too, the plan's count is 1 although a plain `grep -c True` says 2.
     crate::support::ok(
         &lab,
         "rok-node-1",
@@ -341,35 +336,31 @@ fn v0_12_plan_verify_master_pinned_checks_only_its_last_line() {
         "rok-config get | grep master_capable | grep -c True",
     );
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "2");
+    let plan_count = ssh(
+        &lab,
+        "rok-node-1",
+        r"rok-config get | grep -c '^cluster\.members\..*\.master_capable=True$'",
+    );
+    assert_eq!(String::from_utf8_lossy(&plan_count.stdout).trim(), "1");
 }
 
-/// Same cause in v0.11's find_master: its last line is the `echo master-ip`, so the
-/// `grep -w master` check before it never fails the step; with the wrong master the run
-/// goes on (and pins the wrong node) until upgrade-cluster refuses. A finding for the
-/// plan's owners.
+/// v0.11's find_master (`set -e`) fails when params.master is not the master, before
+/// anything changes. Without `set -e` its last line (`echo master-ip`) hid the failed
+/// `grep -w master` and the run pinned the wrong node (found by this lab).
 #[test]
-fn v0_11_plan_find_master_does_not_check_the_master() {
+fn v0_11_plan_find_master_refuses_a_master_that_is_not_one() {
     let lab = lab_with(3, |o| o.boot_image = V0_11);
     let params = params_with(v0_11_params(), "rok-node-2", &["rok-node-1", "rok-node-3"]);
     match rehearse(&lab, &plan("rok-v0.11.toml"), &params) {
-        Outcome::Failed(step, why) => {
-            assert_eq!(step, "upgrade-cluster", "{why}");
-            assert!(
-                why.contains("must run on the master node (rok-node-1)"),
-                "{why}"
-            );
-        }
+        Outcome::Failed(step, _) => assert_eq!(step, "find_master"),
         Outcome::Done => panic!("the plan ran with the wrong master"),
     }
-    let candidates = crate::support::ok(
-        &lab,
-        "rok-node-1",
-        "rok-config get cluster.master_candidates",
-    );
-    assert_eq!(
-        candidates.trim(),
-        "cluster.master_candidates=rok-node-2.rok-prod"
-    );
+    for h in lab.hosts() {
+        assert!(
+            lab.invocations(&h, "rok-config set").unwrap().is_empty(),
+            "{h}"
+        );
+    }
 }
 
 #[test]
@@ -411,25 +402,24 @@ fn v0_11_plan_then_v0_12_plan_run_to_the_end() {
     assert_upgraded(&lab, V0_12);
 }
 
-/// pin-master's check `grep -qF cluster.master_candidates=$(hostname).CLUSTER` also
-/// matches a candidate list that merely starts with the master, so the pin is skipped
-/// and upgrade-cluster is refused. A finding for the plan's owners.
+/// pin-master's check matches the whole candidate list (`grep -qFx`): a list that merely
+/// starts with the master does not skip the pin. (With `grep -qF` it did, and
+/// upgrade-cluster refused; found by this lab.)
 #[test]
-fn v0_11_plan_pin_check_is_fooled_by_a_list_that_starts_with_the_master() {
+fn v0_11_plan_pins_the_master_when_the_candidate_list_only_starts_with_it() {
     let lab = lab_with(3, |o| {
         o.boot_image = V0_11;
         o.initial_master_candidates = Some(vec!["rok-node-1".into(), "rok-node-2".into()]);
     });
     match rehearse(&lab, &plan("rok-v0.11.toml"), &v0_11_params()) {
-        Outcome::Failed(step, why) => {
-            assert_eq!(step, "upgrade-cluster");
-            assert!(why.contains("not the only master-capable node"), "{why}");
-        }
-        Outcome::Done => panic!("the plan pinned the master after all"),
+        Outcome::Done => {}
+        Outcome::Failed(step, why) => panic!("{step}: {why}"),
     }
-    assert!(
+    assert_eq!(
         lab.invocations("rok-node-1", "rok-config set")
             .unwrap()
-            .is_empty()
+            .len(),
+        1
     );
+    assert_upgraded(&lab, V0_11);
 }
