@@ -103,6 +103,20 @@ struct World {
 
 impl World {
     fn new(appliances: usize, pnodes: usize) -> Self {
+        // The plan runs `python scripts/rok-cluster-upgrade-ganeti` (the seed's command)
+        // in a tmux session: both must be on PATH.
+        for (program, package) in [("python", "python-is-python3"), ("tmux", "tmux")] {
+            let found = Command::new(program)
+                .arg("-V")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                found,
+                "`{program}` is not on PATH (Debian package {package})"
+            );
+        }
         let mut options = ApplianceOptions::nodes(appliances).with_ganeti(pnodes);
         options.boot_image = V0_11;
         let hosts = appliances_with(options);
