@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rok_plan_lab::kube::{Cluster, ClusterOptions};
+use rok_plan_lab::kube::{Cluster, ClusterOptions, Delays};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,13 @@ enum KubeCommand {
         /// Install a Rok deployment at this version (RokCluster CRD and CR, operator, CSI).
         #[arg(long)]
         rok: Option<String>,
+        /// Milliseconds from a pod's binding to Running and Ready (0: at once). A few hundred
+        /// make a rehearsal show drains waiting on PodDisruptionBudgets.
+        #[arg(long, default_value_t = 0)]
+        pod_start_ms: u64,
+        /// Milliseconds from a pod's graceful deletion to its removal.
+        #[arg(long, default_value_t = 0)]
+        pod_stop_ms: u64,
     },
 }
 
@@ -76,17 +84,32 @@ async fn async_main(cli: Cli) -> ExitCode {
                     kubeconfig,
                     port,
                     rok,
+                    pod_start_ms,
+                    pod_stop_ms,
                 },
-        } => serve(nodes, kubeconfig, port, rok).await,
+        } => {
+            let delays = Delays {
+                pod_start: Duration::from_millis(pod_start_ms),
+                pod_stop: Duration::from_millis(pod_stop_ms),
+                ..Delays::default()
+            };
+            serve(nodes, kubeconfig, port, rok, delays).await
+        }
     }
 }
 
-async fn serve(nodes: usize, kubeconfig: PathBuf, port: u16, rok: Option<String>) -> ExitCode {
+async fn serve(
+    nodes: usize,
+    kubeconfig: PathBuf,
+    port: u16,
+    rok: Option<String>,
+    delays: Delays,
+) -> ExitCode {
     let opts = ClusterOptions {
         nodes,
         kubeconfig: Some(kubeconfig.clone()),
         port,
-        ..ClusterOptions::default()
+        delays,
     };
     let cluster = match Cluster::start(opts).await {
         Ok(c) => c,
