@@ -250,10 +250,31 @@ fn v0_11_on_ganeti_pauses_for_the_script_upgrades_the_physical_hosts_and_every_a
     assert_eq!(state.node("rok-node-2").unwrap().version, V0_10);
     let master_pnode = state.ganeti.pnode("ganeti-1").unwrap();
     assert!(master_pnode.packages.values().all(|v| *v == V0_11));
-    assert_eq!(
-        w.hosts.pnode_tcp_endpoints("ganeti-1"),
-        Vec::<String>::new()
-    );
+    let left = w.hosts.pnode_tcp_endpoints("ganeti-1");
+    if !left.is_empty() {
+        let id = w.lab.run_id();
+        let logs: Vec<String> = ["kvm-scripts", "rok-conf", "snf-image"]
+            .iter()
+            .map(|s| {
+                w.lab
+                    .run(&["logs", &id, &format!("ganeti-master-pnode-{s}")])
+                    .all()
+            })
+            .collect();
+        let seen = crate::on_host(
+            &w.hosts,
+            "ganeti-1",
+            "ls -la /etc/ganeti/rok /etc/default/snf-image*; cat /etc/ganeti/rok/rok.conf",
+        );
+        let upper = w.hosts.pnode_file("ganeti-1", "/etc/ganeti/rok").unwrap();
+        let listing = std::fs::read_dir(&upper)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>());
+        panic!(
+            "ganeti-1: tcp: left: {left:?}\nhost sees:\n{seen}\nupper: {listing:?}\n{}\n{}",
+            w.lab.run(&["status", &id]).all(),
+            logs.join("\n---\n")
+        );
+    }
     for other in ["ganeti-2", "ganeti-3"] {
         assert!(!w.hosts.pnode_tcp_endpoints(other).is_empty(), "{other}");
         assert!(runs_of(&w.hosts, "apt-get").iter().all(|i| i.host != other));

@@ -28,6 +28,9 @@
 //!   the one [`ApplianceLab::set_boot_image`] puts there. Powering off is
 //!   [`ApplianceLab::stop_host`] (every process of the host dies), on is `start_host`.
 //! - Daemons are not simulated, except the Gateway's gunicorn (a sleeping process).
+//! - On Ganeti, re-installing the RokE master is, like a BOOT swap, a change of its tools
+//!   without a power cycle; evacuating and migrating instances only moves them in the
+//!   state ([`ganeti::GanetiState::instances`]): the appliances keep running.
 
 mod binary;
 mod control;

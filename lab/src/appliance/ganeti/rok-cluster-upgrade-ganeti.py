@@ -36,7 +36,8 @@ def lab_step(ctx, *step):
     argv = [ctx["lab_bin"], "appliances", "ganeti-script", "--dir", ctx["lab_dir"], *step]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        fail(result.stderr.strip() or f"{' '.join(step)} failed ({result.returncode})")
+        message = result.stderr.strip().removeprefix("error: ")
+        fail(message or f"{' '.join(step)} failed ({result.returncode})")
     for line in result.stdout.splitlines():
         say(line)
 
