@@ -80,7 +80,8 @@ fn bare_pod(name: &str, extra: Value) -> Value {
         "spec": template(name, extra)["spec"].clone()})
 }
 
-/// Seed 004's workloads. `scratch` (unmanaged) is pinned to node-2; `cache` keeps data in
+/// Seed 004's workloads. `scratch` (unmanaged) is pinned to node-1 (so a run with the
+/// defaults stops at the first node, before any node is upgraded); `cache` keeps data in
 /// an emptyDir; `debug-shell` is a stand-alone pod that only fits an upgraded node (so the
 /// drains never delete it and the token refresh has it to replace).
 pub(crate) fn workloads() -> Vec<Value> {
@@ -102,7 +103,7 @@ pub(crate) fn workloads() -> Vec<Value> {
         replication_controller("batch-worker", 2),
         replication_controller("frontend", 2),
         budget("frontend", json!({"minAvailable": 1})),
-        bare_pod("scratch", json!({"nodeName": "node-2"})),
+        bare_pod("scratch", json!({"nodeName": "node-1"})),
         bare_pod(
             "debug-shell",
             json!({"nodeSelector": {"lab.rok-plan/kubelet-version": NEW_VERSION}}),

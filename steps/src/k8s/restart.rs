@@ -152,10 +152,13 @@ async fn copy_and_roll(
 ) -> Result<StepOutcome, KubeError> {
     let name = target.name.clone().unwrap_or_default();
     let api = target.api(conn);
+    // The run id's last four letters or digits (a dry run's id ends in "-run": no hyphen
+    // right after the RC's own name).
     let suffix: String = ctx
         .run_id
         .chars()
         .rev()
+        .filter(char::is_ascii_alphanumeric)
         .take(4)
         .collect::<Vec<_>>()
         .into_iter()
