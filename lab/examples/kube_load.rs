@@ -356,7 +356,8 @@ async fn load(cluster: &Cluster, settings: &Settings) -> Result<(), Box<dyn std:
     let all_running = cluster
         .wait_for(Duration::from_secs(600), |w| {
             w.store
-                .iter(&("".to_string(), "pods".to_string()), Some("default"))
+                .list(&("".to_string(), "pods".to_string()), Some("default"))
+                .iter()
                 .filter(|p| p["status"]["phase"] == "Running")
                 .count()
                 == pods_n

@@ -21,7 +21,7 @@ pub struct Page {
     pub rv: u64,
     /// The continue token when more items match.
     pub continue_token: Option<String>,
-    /// How many more items match.
+    /// How many more items match (counted only for LISTs without selectors).
     pub remaining: usize,
 }
 
@@ -89,17 +89,24 @@ pub fn page(w: &World, rt: &ResourceType, ns: &str, q: &Query) -> Result<Page, A
         ),
         _ => w.store.iter_after(&key, scope, after_ref),
     };
+    // With selectors, kube-apiserver does not count what is left (no remainingItemCount): the
+    // scan stops at the first match after the page.
+    let filtered = !labels.is_empty() || !fields.is_empty();
+    let mut more = false;
     for o in candidates {
         if !labels.matches(o) || !fields.matches(o) {
             continue;
         }
         if items.len() < limit {
             items.push(o.clone());
+        } else if filtered {
+            more = true;
+            break;
         } else {
             remaining += 1;
         }
     }
-    let continue_token = (remaining > 0).then(|| {
+    let continue_token = (remaining > 0 || more).then(|| {
         let last = items.last().map(|o| {
             format!(
                 "{}/{}",
@@ -131,7 +138,9 @@ impl Page {
         let mut meta = json!({"resourceVersion": self.rv.to_string()});
         if let Some(c) = &self.continue_token {
             meta["continue"] = json!(c);
-            meta["remainingItemCount"] = json!(self.remaining);
+            if self.remaining > 0 {
+                meta["remainingItemCount"] = json!(self.remaining);
+            }
         }
         meta
     }

@@ -192,6 +192,11 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
+    /// Whether the selector has no requirement (selects everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The value the selector requires `field` to equal, if it has such a requirement.
     pub fn required(&self, field: &str) -> Option<&str> {
         self.0
