@@ -9,13 +9,19 @@
 #   lab/pmk-quickstart.sh
 #   KEEP_LAB=1 lab/pmk-quickstart.sh   (leave the cluster running; KUBECONFIG is printed)
 #
-# Needs kubectl (the lab's node upgrade, lab/pmk-upgrade-node.sh, and the workloads use it).
-# No root needed.
+# Needs kubectl (the lab's node upgrade, lab/pmk-upgrade-node.sh, and the workloads use it):
+# installed from Debian's packages when missing and run as root; otherwise no root needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v kubectl >/dev/null; then
-  echo "pmk-quickstart: needs kubectl on PATH (https://kubernetes.io/docs/tasks/tools/)" >&2
-  exit 1
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: kubectl"
+    apt-get update
+    apt-get install -y --no-install-recommends kubectl
+  else
+    echo "pmk-quickstart: needs kubectl on PATH (as root on Debian it installs it itself)" >&2
+    exit 1
+  fi
 fi
 
 echo "building rok-plan and the lab (release)..."
