@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::super::ops::DeleteOpts;
 use super::super::store::{ObjRef, owner_uids};
 use super::super::world::World;
 
@@ -30,7 +31,7 @@ pub(super) fn run(w: &mut World) {
     for uid in &owners {
         check.extend(w.store.dependents(uid).cloned());
     }
-    let mut doomed: Vec<(String, String, Value)> = Vec::new();
+    let mut doomed: Vec<(String, String, Value, bool)> = Vec::new();
     for r in &check {
         let Some(o) = w.store.get_ref(r) else {
             continue;
@@ -45,11 +46,15 @@ pub(super) fn run(w: &mut World) {
         let all_gone = uids.iter().all(|u| live(w, u).is_none());
         let foreground_owner = uids.iter().any(|u| live(w, u).is_some_and(foreground));
         if all_gone || foreground_owner {
-            doomed.push((r.gr.0.clone(), r.gr.1.clone(), o.clone()));
+            doomed.push((r.gr.0.clone(), r.gr.1.clone(), o.clone(), foreground_owner));
         }
     }
-    for (group, plural, o) in doomed {
-        super::delete(w, &group, &plural, &o);
+    for (group, plural, o, in_foreground) in doomed {
+        let opts = DeleteOpts {
+            propagation: in_foreground.then(|| "Foreground".to_string()),
+            ..DeleteOpts::default()
+        };
+        super::delete_with(w, &group, &plural, &o, opts);
     }
     // Foreground owners without dependents lose their finalizer.
     let mut done: Vec<(String, String, Value)> = Vec::new();

@@ -169,6 +169,13 @@ pub(crate) fn create(
 
 /// Deletes an object as a controller (background propagation, default grace).
 pub(crate) fn delete(w: &mut World, group: &str, plural: &str, obj: &Value) {
+    delete_with(w, group, plural, obj, DeleteOpts::default());
+}
+
+/// [`delete`] with options (the garbage collector deletes the dependents of an owner deleted
+/// in the foreground in the foreground too, as kube-controller-manager does, so that the
+/// owner goes only once its dependents' dependents are gone).
+pub(crate) fn delete_with(w: &mut World, group: &str, plural: &str, obj: &Value, opts: DeleteOpts) {
     let Some(rt) = w.rt(group, plural) else {
         return;
     };
@@ -180,7 +187,7 @@ pub(crate) fn delete(w: &mut World, group: &str, plural: &str, obj: &Value) {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let _ = w.delete(&rt, &ns, &name, &DeleteOpts::default());
+    let _ = w.delete(&rt, &ns, &name, &opts);
 }
 
 /// A controller ownerReference to `owner`.
