@@ -9,7 +9,7 @@ use super::kinds::ResourceType;
 use super::ops::DeleteOpts;
 use super::pod;
 use super::selectors::LabelSelector;
-use super::server::{Shared, json_response, parse_body};
+use super::server::{Query, Shared, json_response, parse_body};
 use super::status::{ApiError, Subject};
 use super::store::{gr, now_rfc3339};
 use super::world::World;
@@ -27,6 +27,7 @@ pub fn serve(
     rt: &ResourceType,
     ns: &str,
     name: &str,
+    q: &Query,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let eviction = parse_body(body)?;
@@ -38,9 +39,11 @@ pub fn serve(
         rv: d["preconditions"]["resourceVersion"]
             .as_str()
             .map(str::to_string),
-        dry_run: d["dryRun"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v == "All")),
+        // kubectl puts dryRun in the Eviction's deleteOptions, the kube crate in the query.
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All")
+            || d["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "All")),
     };
     let mut w = sh.lock();
     evict(&mut w, rt, ns, name, &opts)?;

@@ -373,7 +373,7 @@ async fn route(
             scale::serve(sh, &rt, &ns, &name, &m, headers, q, body)
         }
         (Some(name), Some("eviction"), Method::POST) if rt.kind == "Pod" => {
-            eviction::serve(sh, &rt, &ns, &name, body)
+            eviction::serve(sh, &rt, &ns, &name, q, body)
         }
         (Some(name), Some("log"), Method::GET) if rt.kind == "Pod" => {
             logs::serve(sh.clone(), &ns, &name, q)

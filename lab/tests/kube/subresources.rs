@@ -209,6 +209,27 @@ async fn eviction_respects_pod_disruption_budgets() {
         }
     })
     .await;
+    // A dry run (kube sends dryRun=All in the query) is answered but evicts nothing.
+    let rehearsed = pods
+        .evict(
+            &victim,
+            &EvictParams {
+                post_options: PostParams {
+                    dry_run: true,
+                    ..PostParams::default()
+                },
+                ..EvictParams::default()
+            },
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(
+        rehearsed.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
+    let still = pods.get(&victim).await.expect("still there");
+    assert!(still.metadata.deletion_timestamp.is_none());
+
     let ok = pods
         .evict(&victim, &EvictParams::default())
         .await

@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use kube::api::{DeleteParams, EvictParams, ListParams, PostParams};
+use kube::api::{ListParams, PostParams};
+use kube::core::Status;
 use kube::runtime::watcher;
 use rok_plan_engine::duration::parse_duration;
 use rok_plan_engine::step::{Fields, StepContext, StepOutcome};
@@ -110,6 +111,21 @@ pub(crate) async fn preflight(
     Ok(classify(&on_node, &budgets, allow))
 }
 
+/// The policy/v1 Eviction of `pod`. Written here rather than by `Api::evict`: kube 5 sends
+/// the delete options under the key `delete_options`, which the API server ignores, so the
+/// drain's grace period would never reach the pod.
+fn eviction_body(pod: &Evictee, grace: Option<u64>) -> serde_json::Value {
+    let mut eviction = serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+    });
+    if let Some(g) = grace {
+        eviction["deleteOptions"] = serde_json::json!({"gracePeriodSeconds": g});
+    }
+    eviction
+}
+
 /// Evicts every pod, asking again for those a budget refuses until all are evicted or
 /// the attempt is cancelled. Returns the uids of the evicted pods.
 async fn evict_all(
@@ -118,13 +134,6 @@ async fn evict_all(
     mut pending: Vec<Evictee>,
     grace: Option<u64>,
 ) -> Result<BTreeSet<(String, String)>, KubeError> {
-    let params = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds: grace.and_then(|g| u32::try_from(g).ok()),
-            ..DeleteParams::default()
-        }),
-        post_options: PostParams::default(),
-    };
     let mut evicted = BTreeSet::new();
     let mut round = 0u32;
     while !pending.is_empty() {
@@ -134,8 +143,10 @@ async fn evict_all(
             let api: Api<Pod> = Api::namespaced(conn.client.clone(), &pod.namespace);
             let what = format!("evict pod {}", pod.id());
             // An eviction's 429 is a budget's answer: this loop owns that retry.
+            let body = eviction_body(&pod, grace);
+            let post = PostParams::default();
             match call_with(ctx, &what, Retry::ServerErrors, || {
-                api.evict(&pod.name, &params)
+                api.create_subresource::<_, Status>("eviction", &pod.name, &post, &body)
             })
             .await
             {

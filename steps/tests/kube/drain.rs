@@ -108,6 +108,34 @@ async fn drain_evicts_through_budgets_and_leaves_daemonset_pods() {
 }
 
 #[tokio::test]
+async fn the_grace_period_reaches_the_evicted_pods() {
+    let lab = Lab::start(2).await;
+    seed_on(&lab, "node-1", vec![deployment("web", 2)], 2).await;
+    // Evicted pods stay Terminating a while, so their grace can be read.
+    lab.cluster.set_delays(rok_plan_lab::kube::Delays {
+        pod_stop: std::time::Duration::from_millis(500),
+        ..rok_plan_lab::kube::Delays::default()
+    });
+    let running = lab.start_step(
+        "kube.drain",
+        json!({"node": "node-1", "grace_period": "7s"}),
+    );
+    lab.until(|w| {
+        let terminating: Vec<Value> = on_node(w, "node-1")
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_string())
+            .collect();
+        !terminating.is_empty()
+            && terminating
+                .iter()
+                .all(|p| p["metadata"]["deletionGracePeriodSeconds"] == 7)
+    })
+    .await;
+    let (outcome, out) = running.finish().await;
+    ok(&outcome, &out);
+}
+
+#[tokio::test]
 async fn preflight_refuses_naming_each_pod_why_and_the_field_that_allows_it() {
     let lab = Lab::start(2).await;
     let mut cache = deployment("cache", 1);
