@@ -18,7 +18,8 @@
 //!   [`patch`]: merge, strategic merge and JSON patches; [`defaults`]: defaulting, validation.
 //! - [`controllers`]: scheduler, kubelet, Deployment, ReplicaSet/RC, StatefulSet, DaemonSet,
 //!   Job, GC, namespaces, nodes (cordon taint), PDB status, the Rok operator.
-//! - [`cluster`]: the control handle; [`faults`]: injected errors, latency, dropped watches.
+//! - [`cluster`]: the control handle; [`faults`]: injected errors, latency, dropped watches;
+//!   [`control`]: the same over HTTP under `/lab/v1/`, for the `lab kube` commands.
 //!
 //! # Known limits
 //! - Request bodies must be JSON (kube and kubectl's dynamic paths send JSON); protobuf bodies
@@ -28,6 +29,7 @@
 //! - kubectl's Table output is provided for LIST/GET, not for `get -w` watch events.
 
 pub mod cluster;
+pub mod control;
 pub mod controllers;
 pub mod crd;
 pub mod defaults;

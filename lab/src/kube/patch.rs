@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::status::ApiError;
 
 /// The list merge key of a field, from the Kubernetes OpenAPI (`x-kubernetes-patch-merge-key`).
+/// Lists without one (`tolerations`, node `taints`, `args`, ...) are replaced whole.
 pub fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
@@ -18,7 +19,6 @@ pub fn merge_key(field: &str) -> Option<&'static str> {
         "volumeDevices" => "devicePath",
         "ports" => "containerPort",
         "conditions" => "type",
-        "tolerations" | "taints" => "key",
         "hostAliases" => "ip",
         "ownerReferences" => "uid",
         "addresses" => "type",

@@ -157,13 +157,46 @@ impl LabelSelector {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
-const FIELDS: &[&str] = &[
-    "metadata.name",
-    "metadata.namespace",
-    "spec.nodeName",
-    "status.phase",
-    "spec.unschedulable",
-];
+/// The field labels kube-apiserver accepts for a kind (its field label conversion functions);
+/// every other kind takes `metadata.name` and `metadata.namespace` only.
+fn field_labels(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "Node" => &["metadata.name", "spec.unschedulable"],
+        "Namespace" => &["metadata.name", "status.phase"],
+        "Secret" => &["metadata.name", "metadata.namespace", "type"],
+        "Event" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "type",
+        ],
+        "ReplicaSet" | "ReplicationController" => {
+            &["metadata.name", "metadata.namespace", "status.replicas"]
+        }
+        "Job" => &["metadata.name", "metadata.namespace", "status.successful"],
+        _ => &["metadata.name", "metadata.namespace"],
+    }
+}
 
 impl FieldSelector {
     /// Parses `spec.nodeName=n1,status.phase!=Succeeded`.
@@ -181,7 +214,7 @@ impl FieldSelector {
                     "invalid selector: '{s}'; can't understand '{part}'"
                 )));
             };
-            if !FIELDS.contains(&k) {
+            if !field_labels(kind).contains(&k) {
                 return Err(
                     ApiError::bad_request(format!("field label not supported: {k}"))
                         .with_details(serde_json::json!({"kind": kind})),
@@ -209,7 +242,13 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
             let mut cur = obj;
-            for seg in k.split('.') {
+            // Job's label is named after the field's old name.
+            let path = if k == "status.successful" {
+                "status.succeeded"
+            } else {
+                k.as_str()
+            };
+            for seg in path.split('.') {
                 cur = &cur[seg];
             }
             let equal = match cur {
@@ -254,5 +293,7 @@ mod tests {
         let sel = FieldSelector::parse("spec.nodeName=n1,status.phase!=Succeeded", "Pod").ok();
         assert!(sel.is_some_and(|s| s.matches(&obj)));
         assert!(FieldSelector::parse("spec.bogus=1", "Pod").is_err());
+        assert!(FieldSelector::parse("status.phase=Running", "Deployment").is_err());
+        assert!(FieldSelector::parse("metadata.namespace=x", "Node").is_err());
     }
 }

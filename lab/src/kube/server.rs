@@ -92,7 +92,10 @@ pub fn error_response(e: &ApiError) -> Response {
 
 /// The router serving the API.
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(shared)
+    axum::Router::new()
+        .nest(super::control::PREFIX, super::control::router())
+        .fallback(handle)
+        .with_state(shared)
 }
 
 async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {

@@ -616,3 +616,184 @@ async fn wrong_methods_and_media_types_get_real_statuses() {
         (json!(404), json!("NotFound"))
     );
 }
+
+#[tokio::test]
+async fn version_reports_the_served_kubernetes_release() {
+    let (_cluster, client) = start(1).await;
+    let info = client.apiserver_version().await.expect("version");
+    assert_eq!(
+        (
+            info.major.as_str(),
+            info.minor.as_str(),
+            info.git_version.as_str(),
+            info.platform.as_str()
+        ),
+        ("1", "33", "v1.33.0", "linux/amd64")
+    );
+}
+
+#[tokio::test]
+async fn crd_discovery_lists_the_declared_subresources() {
+    let (_cluster, client) = start(1).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // One CRD declares status and scale (RokCluster), one declares none.
+    let rok: CustomResourceDefinition =
+        serde_json::from_str(rok_plan_lab::kube::controllers::ROK_CRD).expect("crd");
+    let plain: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    }))
+    .expect("crd");
+    for crd in [&rok, &plain] {
+        crds.create(&PostParams::default(), crd)
+            .await
+            .expect("crd created");
+        within(await_condition(
+            crds.clone(),
+            crd.metadata.name.as_deref().expect("name"),
+            conditions::is_crd_established(),
+        ))
+        .await
+        .expect("established");
+    }
+    let discovery = Discovery::new(client).run().await.expect("discovery");
+    let subs = |gvk: GroupVersionKind| {
+        let (_, caps) = discovery.resolve_gvk(&gvk).expect("served");
+        let mut s: Vec<String> = caps
+            .subresources
+            .iter()
+            .map(|(ar, _)| ar.plural.clone())
+            .collect();
+        s.sort();
+        (caps.scope, s)
+    };
+    assert_eq!(
+        subs(GroupVersionKind::gvk(
+            "rok.arrikto.com",
+            "v1alpha1",
+            "RokCluster"
+        )),
+        (Scope::Namespaced, vec!["scale".to_string(), "status".to_string()])
+    );
+    assert_eq!(
+        subs(GroupVersionKind::gvk("example.com", "v1", "Widget")),
+        (Scope::Cluster, vec![])
+    );
+}
+
+#[tokio::test]
+async fn field_selectors_pick_by_phase_and_namespace() {
+    let (cluster, client) = start(1).await;
+    cluster
+        .create(
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}),
+        )
+        .expect("ns");
+    let here: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let there: Api<Pod> = Api::namespaced(client.clone(), "other");
+    here.create(&PostParams::default(), &pod("run-a", json!({})))
+        .await
+        .expect("pod");
+    there
+        .create(&PostParams::default(), &pod("run-b", json!({})))
+        .await
+        .expect("pod");
+    for (api, name) in [(&here, "run-a"), (&there, "run-b")] {
+        within(await_condition(
+            api.clone(),
+            name,
+            conditions::is_pod_running(),
+        ))
+        .await
+        .expect("running");
+    }
+    // With the controllers stopped, a new pod stays Pending.
+    cluster.pause_controllers(true);
+    here.create(&PostParams::default(), &pod("waiting", json!({})))
+        .await
+        .expect("pod");
+    let all: Api<Pod> = Api::all(client.clone());
+    let names = |l: kube::core::ObjectList<Pod>| {
+        let mut n: Vec<String> = l.items.into_iter().filter_map(|p| p.metadata.name).collect();
+        n.sort();
+        n
+    };
+    let list = |api: Api<Pod>, sel: &'static str| async move {
+        api.list(&ListParams::default().fields(sel))
+            .await
+            .expect("list")
+    };
+    assert_eq!(
+        names(list(all.clone(), "status.phase=Running").await),
+        ["run-a", "run-b"]
+    );
+    assert_eq!(
+        names(list(all.clone(), "status.phase!=Running").await),
+        ["waiting"]
+    );
+    assert_eq!(
+        names(list(here.clone(), "status.phase=Running").await),
+        ["run-a"]
+    );
+    assert_eq!(
+        names(list(all.clone(), "metadata.namespace=other").await),
+        ["run-b"]
+    );
+    assert_eq!(
+        names(list(all.clone(), "metadata.namespace=default,status.phase=Pending").await),
+        ["waiting"]
+    );
+    // Labels a kind does not index are refused, as kube-apiserver refuses them.
+    let deps: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(client.clone());
+    let e = api_status(
+        deps.list(&ListParams::default().fields("status.phase=Running"))
+            .await
+            .expect_err("not a Deployment field"),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (400, "field label not supported: status.phase")
+    );
+    let e = api_status(
+        all.list(&ListParams::default().fields("status.phase"))
+            .await
+            .expect_err("no operator"),
+    );
+    assert_eq!(e.code, 400);
+    assert!(e.message.contains("status.phase"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn watch_with_a_timeout_ends_by_itself() {
+    let (_cluster, client) = start(1).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "seen"}})).expect("cm");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
+    let started = std::time::Instant::now();
+    let events: Vec<WatchEvent<ConfigMap>> = within(async {
+        cms.watch(&WatchParams::default().timeout(1), "0")
+            .await
+            .expect("watch")
+            .try_collect()
+            .await
+            .expect("events")
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(events.first(), Some(WatchEvent::Added(c)) if c.metadata.name.as_deref() == Some("seen")),
+        "{events:?}"
+    );
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900)
+            && elapsed < std::time::Duration::from_secs(5),
+        "the watch ran {elapsed:?}"
+    );
+}

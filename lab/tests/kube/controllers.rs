@@ -609,3 +609,253 @@ async fn injected_latency_delays_only_matching_requests() {
         .await
         .expect("the next request is answered");
 }
+
+fn is_active(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_none_or(|ph| ph != "Succeeded" && ph != "Failed")
+}
+
+#[tokio::test]
+async fn job_runs_at_most_parallelism_pods_until_completions() {
+    let (cluster, client) = start(2).await;
+    cluster.set_delays(rok_plan_lab::kube::Delays {
+        job_run: std::time::Duration::from_millis(300),
+        ..Default::default()
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // Every pod event, in order: the number of running pods is known at each step.
+    let mut events = pods
+        .watch(&kube::api::WatchParams::default().labels("job-name=batch"), "0")
+        .await
+        .expect("watch")
+        .boxed();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job: Job = serde_json::from_value(json!({"metadata": {"name": "batch"}, "spec": {"completions": 3, "parallelism": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "w", "image": "x"}]}}}})).expect("job");
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("created");
+    let mut seen = std::collections::BTreeMap::new();
+    let mut most = 0;
+    within(async {
+        loop {
+            match events.try_next().await.expect("event").expect("open") {
+                kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) => {
+                    seen.insert(p.metadata.name.clone().expect("name"), p);
+                }
+                kube::api::WatchEvent::Deleted(p) => {
+                    seen.remove(p.metadata.name.as_deref().expect("name"));
+                }
+                _ => {}
+            }
+            most = most.max(seen.values().filter(|p| is_active(p)).count());
+            let succeeded = seen
+                .values()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+                .count();
+            if succeeded == 3 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(most, 2, "two pods ran at once, never more");
+    within(await_condition(
+        jobs.clone(),
+        "batch",
+        conditions::is_job_completed(),
+    ))
+    .await
+    .expect("complete");
+    let status = jobs
+        .get("batch")
+        .await
+        .expect("job")
+        .status
+        .expect("status");
+    assert_eq!(
+        (status.succeeded, status.failed, status.active),
+        (Some(3), Some(0), Some(0))
+    );
+    assert!(status.completion_time.is_some());
+    let all = pods
+        .list(&ListParams::default().labels("job-name=batch"))
+        .await
+        .expect("pods")
+        .items;
+    assert_eq!(all.len(), 3, "no pod beyond the completions");
+}
+
+#[tokio::test]
+async fn rok_upgrade_takes_the_members_down_and_can_fail() {
+    let (cluster, client) = start(2).await;
+    cluster.install_rok("v1", 2).expect("rok installed");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("rok.arrikto.com", "v1alpha1", "RokCluster"),
+        "rokclusters",
+    );
+    let rcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "rok", &ar);
+    let summary = |o: &DynamicObject| {
+        let s = &o.data["status"];
+        (
+            s["phase"].as_str().unwrap_or_default().to_string(),
+            s["health"].as_str().unwrap_or_default().to_string(),
+            s["version"].as_str().unwrap_or_default().to_string(),
+            s["totalMembers"].as_i64().unwrap_or(-1),
+            s["readyMembers"].as_i64().unwrap_or(-1),
+        )
+    };
+    let settled = |want: (&'static str, &'static str, &'static str, i64, i64)| {
+        let rcs = rcs.clone();
+        async move {
+            within(async {
+                let mut seen = Vec::new();
+                loop {
+                    let s = summary(&rcs.get("rok").await.expect("rc"));
+                    if seen.last() != Some(&s) {
+                        seen.push(s.clone());
+                    }
+                    if (s.0.as_str(), s.1.as_str(), s.2.as_str(), s.3, s.4) == want {
+                        return seen;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            })
+            .await
+        }
+    };
+    settled(("Running", "OK", "v1", 2, 2)).await;
+
+    // The upgrade Job runs for a while: the members are down meanwhile.
+    cluster.set_delays(rok_plan_lab::kube::Delays {
+        job_run: std::time::Duration::from_millis(500),
+        ..Default::default()
+    });
+    let apply = |version: &str| {
+        let rcs = rcs.clone();
+        let rc: DynamicObject = serde_json::from_value(json!({"apiVersion": "rok.arrikto.com/v1alpha1", "kind": "RokCluster", "metadata": {"name": "rok"}, "spec": {"version": version}})).expect("rc");
+        async move {
+            rcs.patch(
+                "rok",
+                &PatchParams::apply("rok-plan").force(),
+                &Patch::Apply(&rc),
+            )
+            .await
+            .expect("applied");
+        }
+    };
+    apply("v2").await;
+    let seen = settled(("Running", "OK", "v2", 2, 2)).await;
+    assert!(
+        seen.iter().any(|s| s
+            == &(
+                "Upgrading".to_string(),
+                "WARNING".to_string(),
+                "v1".to_string(),
+                0,
+                0
+            )),
+        "the members went away before the upgrade: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.0 == "Upgrading" && s.1 == "WARNING" || s.0 == "Running"),
+        "{seen:?}"
+    );
+
+    // A failing upgrade Job leaves the cluster Failed, at the old version, with no members.
+    cluster.set_delays(rok_plan_lab::kube::Delays::default());
+    cluster.set_behaviour("rok-upgrade", PodBehaviour::Fail);
+    apply("v3").await;
+    settled(("Failed", "ERROR", "v2", 0, 0)).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "rok");
+    let failed = jobs
+        .list(&ListParams::default().labels("app=rok-upgrade"))
+        .await
+        .expect("jobs")
+        .items
+        .into_iter()
+        .filter(|j| {
+            j.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+        })
+        .count();
+    assert_eq!(failed, 1);
+}
+
+#[tokio::test]
+async fn rok_csi_pods_log_only_while_operations_are_pending() {
+    let (cluster, client) = start(1).await;
+    cluster.install_rok("v1", 1).expect("rok installed");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "rok");
+    let running = |sel: &'static str| {
+        let pods = pods.clone();
+        async move {
+            within(async {
+                loop {
+                    let l = pods
+                        .list(&ListParams::default().labels(sel).fields("status.phase=Running"))
+                        .await
+                        .expect("list")
+                        .items;
+                    if let Some(p) = l.into_iter().next() {
+                        return p.metadata.name.expect("name");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+        }
+    };
+    let node = running("app=rok-csi-node").await;
+    let controller = running("app=rok-csi-controller").await;
+    let logs = |pod: String, container: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.logs(
+                &pod,
+                &kube::api::LogParams {
+                    container: Some(container.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("logs")
+        }
+    };
+    assert_eq!(logs(node.clone(), "csi-node").await, "", "quiet when idle");
+    cluster.rok_operations_for(std::time::Duration::from_millis(400));
+    let mut last = String::new();
+    within(async {
+        loop {
+            let n = logs(node.clone(), "csi-node").await;
+            let c = logs(controller.clone(), "csi-controller").await;
+            if n.lines().count() >= 2 && c.contains("operation pending") {
+                last = n;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        last.lines().all(|l| l.starts_with("INFO rok-csi: task ") && l.contains("operation pending")),
+        "{last}"
+    );
+    // Once the operations are over, the logs stop growing.
+    within(async {
+        loop {
+            let a = logs(node.clone(), "csi-node").await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let b = logs(node.clone(), "csi-node").await;
+            if a == b {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -213,16 +213,16 @@ async fn patches_merge_by_key_and_restart_rolls_the_deployment() {
         "{annotations}"
     );
 
-    let nodes: Api<Node> = Api::all(client.clone());
     let bad = api_status(
-        nodes
-            .patch(
-                "node-1",
-                &PatchParams::default(),
-                &Patch::Strategic(json!({"spec": {"taints": [{"effect": "NoSchedule"}]}})),
-            )
-            .await
-            .expect_err("no merge key"),
+        deps.patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"containers": [{"image": "nginx:2"}]}}}}),
+            ),
+        )
+        .await
+        .expect_err("no merge key"),
     );
     assert_eq!(bad.code, 400);
 }
@@ -567,4 +567,334 @@ async fn delete_dry_run_removes_nothing() {
     pods.delete("p", &dry).await.expect("dry-run delete");
     let p = pods.get("p").await.expect("pod");
     assert!(p.metadata.deletion_timestamp.is_none());
+}
+
+#[tokio::test]
+async fn delete_grace_zero_removes_a_bound_pod_at_once() {
+    let (cluster, client) = start(1).await;
+    // The kubelet would otherwise take a minute to stop a pod.
+    cluster.set_delays(rok_plan_lab::kube::Delays {
+        pod_stop: std::time::Duration::from_secs(60),
+        ..Default::default()
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["now", "later"] {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).expect("pod");
+        pods.create(&PostParams::default(), &p)
+            .await
+            .expect("created");
+        within(await_condition(
+            pods.clone(),
+            name,
+            conditions::is_pod_running(),
+        ))
+        .await
+        .expect("running");
+    }
+    let gone = pods
+        .delete("now", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("deleted");
+    assert!(gone.is_right(), "a Status, not a terminating pod");
+    assert!(pods.get_opt("now").await.expect("get").is_none());
+
+    let terminating = pods
+        .delete("later", &DeleteParams::default().grace_period(45))
+        .await
+        .expect("deleted")
+        .left()
+        .expect("the pod, terminating");
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(45));
+    let stored = pods.get("later").await.expect("still there");
+    assert_eq!(stored.metadata.deletion_grace_period_seconds, Some(45));
+    assert!(stored.metadata.deletion_timestamp.is_some());
+    // Deleting it again with no grace ends the wait.
+    pods.delete("later", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("deleted");
+    assert!(pods.get_opt("later").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn dry_run_replace_scale_and_status_store_nothing() {
+    let (cluster, client) = start(1).await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(deployment("dry", 2)).expect("deployment");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
+    within(await_condition(
+        deps.clone(),
+        "dry",
+        conditions::is_deployment_completed(),
+    ))
+    .await
+    .expect("rolled out");
+    // Nothing moves unless a request moves it.
+    cluster.pause_controllers(true);
+    let before = deps.get("dry").await.expect("get");
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+
+    let mut changed = before.clone();
+    changed.spec.replicas = Some(5);
+    changed
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("tier".into(), "web".into());
+    let answered = deps.replace("dry", &dry, &changed).await.expect("dry put");
+    assert_eq!(answered.spec.replicas, Some(5));
+    assert_eq!(answered.metadata.generation, Some(2));
+
+    let scale = deps
+        .patch_scale(
+            "dry",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .expect("dry scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(7));
+
+    let status = deps
+        .patch_status(
+            "dry",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(json!({"status": {"replicas": 9}})),
+        )
+        .await
+        .expect("dry status");
+    assert_eq!(status.status.and_then(|s| s.replicas), Some(9));
+    let mut with_status = before.clone();
+    with_status.status.get_or_insert_default().ready_replicas = Some(0);
+    let status = deps
+        .replace_status("dry", &dry, &with_status)
+        .await
+        .expect("dry status put");
+    assert_eq!(status.status.and_then(|s| s.ready_replicas), Some(0));
+
+    let after = deps.get("dry").await.expect("get");
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "nothing stored"
+    );
+    assert_eq!(after.spec.replicas, Some(2));
+    assert_eq!(
+        after.status.as_ref().map(|s| (s.replicas, s.ready_replicas)),
+        Some((Some(2), Some(2)))
+    );
+    assert!(after.metadata.labels.is_some_and(|l| !l.contains_key("tier")));
+}
+
+fn widget_crd() -> serde_json::Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"status": {}}}]},
+    })
+}
+
+#[tokio::test]
+async fn status_writes_change_only_the_status() {
+    let (cluster, client) = start(1).await;
+    cluster.create("", widget_crd()).expect("crd");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}, "status": {"phase": "ignored"}})).expect("widget");
+    let created = api
+        .create(&PostParams::default(), &w)
+        .await
+        .expect("created");
+    // With a status subresource, a create drops the status.
+    assert!(created.data.get("status").is_none(), "{:?}", created.data);
+    assert_eq!(created.metadata.generation, Some(1));
+
+    // A status patch that also names the spec changes the status only.
+    let patched = api
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 99}, "status": {"phase": "Ready", "count": 3}})),
+        )
+        .await
+        .expect("status patched");
+    assert_eq!(patched.data["status"], json!({"phase": "Ready", "count": 3}));
+    assert_eq!(patched.data["spec"], json!({"size": 1}));
+    assert_eq!(patched.metadata.generation, Some(1));
+
+    // A status PUT likewise.
+    let mut body = patched.clone();
+    body.data["spec"] = json!({"size": 50});
+    body.data["status"] = json!({"phase": "Degraded"});
+    let replaced = api
+        .replace_status(
+            "w",
+            &PostParams::default(),
+            &body,
+        )
+        .await
+        .expect("status replaced");
+    assert_eq!(replaced.data["status"], json!({"phase": "Degraded"}));
+    assert_eq!(replaced.data["spec"], json!({"size": 1}));
+    assert_eq!(replaced.metadata.generation, Some(1));
+
+    // A main-resource patch changes the spec, bumps the generation and keeps the status.
+    let main = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}, "status": {"phase": "Hacked"}})),
+        )
+        .await
+        .expect("patched");
+    assert_eq!(main.data["spec"], json!({"size": 2}));
+    assert_eq!(main.data["status"], json!({"phase": "Degraded"}));
+    assert_eq!(main.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_directives() {
+    let (_cluster, client) = start(1).await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("sm", 1);
+    d["metadata"]["labels"] = json!({"a": "1", "b": "2"});
+    d["metadata"]["annotations"] = json!({"x": "1", "y": "2"});
+    d["metadata"]["finalizers"] = json!(["example.com/one", "example.com/two"]);
+    let pod_spec = &mut d["spec"]["template"]["spec"];
+    pod_spec["containers"][0]["args"] = json!(["--one", "--two"]);
+    pod_spec["volumes"] = json!([{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]);
+    pod_spec["tolerations"] = json!([
+        {"key": "k1", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "k2", "operator": "Exists", "effect": "NoExecute"},
+    ]);
+    let d: Deployment = serde_json::from_value(d).expect("deployment");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
+    let patch = |v: serde_json::Value| {
+        let deps = deps.clone();
+        async move {
+            serde_json::to_value(
+                deps.patch("sm", &PatchParams::default(), &Patch::Strategic(v))
+                    .await
+                    .expect("patched"),
+            )
+            .expect("json")
+        }
+    };
+    let pod_patch = |spec: serde_json::Value| json!({"spec": {"template": {"spec": spec}}});
+    let volumes = |v: &serde_json::Value| -> Vec<String> {
+        v["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    // Volumes merge by name: one changes, one is added, the other stays; `$patch: delete`
+    // removes one by name.
+    let out = patch(pod_patch(json!({"volumes": [
+        {"name": "cache", "emptyDir": {"medium": "Memory"}},
+        {"name": "extra", "configMap": {"name": "cfg"}},
+    ]})))
+    .await;
+    assert_eq!(volumes(&out), ["data", "cache", "extra"]);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["volumes"][1]["emptyDir"],
+        json!({"medium": "Memory"})
+    );
+    let out = patch(pod_patch(
+        json!({"volumes": [{"name": "data", "$patch": "delete"}]}),
+    ))
+    .await;
+    assert_eq!(volumes(&out), ["cache", "extra"]);
+
+    // `$patch: replace` in a list replaces the whole list.
+    let out = patch(pod_patch(
+        json!({"volumes": [{"name": "only", "emptyDir": {}}, {"$patch": "replace"}]}),
+    ))
+    .await;
+    assert_eq!(volumes(&out), ["only"]);
+
+    // Tolerations have no merge key upstream: a patch replaces them whole.
+    let out = patch(pod_patch(
+        json!({"tolerations": [{"key": "k3", "operator": "Exists"}]}),
+    ))
+    .await;
+    assert_eq!(
+        out["spec"]["template"]["spec"]["tolerations"],
+        json!([{"key": "k3", "operator": "Exists"}])
+    );
+    // The containers merge by name; their `args` have no merge key and are replaced.
+    let out = patch(pod_patch(
+        json!({"containers": [{"name": "main", "args": ["--three"]}]}),
+    ))
+    .await;
+    let c = &out["spec"]["template"]["spec"]["containers"];
+    assert_eq!((&c[0]["args"], &c[0]["image"]), (&json!(["--three"]), &json!("nginx:1")));
+
+    // `$patch: replace` on a map replaces the map; `$patch: delete` on a map removes it.
+    let out = patch(json!({"metadata": {"labels": {"c": "3", "$patch": "replace"}}})).await;
+    assert_eq!(out["metadata"]["labels"], json!({"c": "3"}));
+    let out = patch(json!({"metadata": {"annotations": {"$patch": "delete"}}})).await;
+    assert!(
+        out["metadata"]["annotations"]
+            .as_object()
+            .is_none_or(|a| !a.contains_key("x") && !a.contains_key("y")),
+        "{}",
+        out["metadata"]
+    );
+    let out = patch(json!({"metadata": {"labels": {"c": null, "d": "4"}}})).await;
+    assert_eq!(out["metadata"]["labels"], json!({"d": "4"}));
+
+    // `$deleteFromPrimitiveList` drops values from a merged primitive list.
+    let out = patch(
+        json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/one"]}}),
+    )
+    .await;
+    assert_eq!(out["metadata"]["finalizers"], json!(["example.com/two"]));
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_replaces_node_taints_whole() {
+    let (_cluster, client) = start(1).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"taints": [
+                {"key": "a", "value": "1", "effect": "NoSchedule"},
+                {"key": "b", "effect": "NoExecute"},
+            ]}})),
+        )
+        .await
+        .expect("tainted");
+    let node = nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"taints": [{"key": "a", "value": "2", "effect": "NoSchedule"}]}})),
+        )
+        .await
+        .expect("patched");
+    let taints: Vec<(String, Option<String>)> = node
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect();
+    assert_eq!(taints, [("a".to_string(), Some("2".to_string()))]);
 }
