@@ -676,7 +676,10 @@ async fn crd_discovery_lists_the_declared_subresources() {
             "v1alpha1",
             "RokCluster"
         )),
-        (Scope::Namespaced, vec!["scale".to_string(), "status".to_string()])
+        (
+            Scope::Namespaced,
+            vec!["scale".to_string(), "status".to_string()]
+        )
     );
     assert_eq!(
         subs(GroupVersionKind::gvk("example.com", "v1", "Widget")),
@@ -718,7 +721,11 @@ async fn field_selectors_pick_by_phase_and_namespace() {
         .expect("pod");
     let all: Api<Pod> = Api::all(client.clone());
     let names = |l: kube::core::ObjectList<Pod>| {
-        let mut n: Vec<String> = l.items.into_iter().filter_map(|p| p.metadata.name).collect();
+        let mut n: Vec<String> = l
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
         n.sort();
         n
     };
@@ -744,7 +751,13 @@ async fn field_selectors_pick_by_phase_and_namespace() {
         ["run-b"]
     );
     assert_eq!(
-        names(list(all.clone(), "metadata.namespace=default,status.phase=Pending").await),
+        names(
+            list(
+                all.clone(),
+                "metadata.namespace=default,status.phase=Pending"
+            )
+            .await
+        ),
         ["waiting"]
     );
     // Labels a kind does not index are refused, as kube-apiserver refuses them.
@@ -771,8 +784,7 @@ async fn field_selectors_pick_by_phase_and_namespace() {
 async fn watch_with_a_timeout_ends_by_itself() {
     let (_cluster, client) = start(1).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "seen"}})).expect("cm");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "seen"}})).expect("cm");
     cms.create(&PostParams::default(), &cm)
         .await
         .expect("created");

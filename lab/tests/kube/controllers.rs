@@ -628,7 +628,10 @@ async fn job_runs_at_most_parallelism_pods_until_completions() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Every pod event, in order: the number of running pods is known at each step.
     let mut events = pods
-        .watch(&kube::api::WatchParams::default().labels("job-name=batch"), "0")
+        .watch(
+            &kube::api::WatchParams::default().labels("job-name=batch"),
+            "0",
+        )
         .await
         .expect("watch")
         .boxed();
@@ -760,8 +763,10 @@ async fn rok_upgrade_takes_the_members_down_and_can_fail() {
         "the members went away before the upgrade: {seen:?}"
     );
     assert!(
-        seen.iter()
-            .all(|s| s.0 == "Upgrading" && s.1 == "WARNING" || s.0 == "Running"),
+        seen.iter().all(|s| matches!(
+            (s.0.as_str(), s.1.as_str()),
+            ("Upgrading" | "Scaling", "WARNING") | ("Running", "OK")
+        )),
         "{seen:?}"
     );
 
@@ -798,7 +803,11 @@ async fn rok_csi_pods_log_only_while_operations_are_pending() {
             within(async {
                 loop {
                     let l = pods
-                        .list(&ListParams::default().labels(sel).fields("status.phase=Running"))
+                        .list(
+                            &ListParams::default()
+                                .labels(sel)
+                                .fields("status.phase=Running"),
+                        )
                         .await
                         .expect("list")
                         .items;
@@ -843,7 +852,8 @@ async fn rok_csi_pods_log_only_while_operations_are_pending() {
     })
     .await;
     assert!(
-        last.lines().all(|l| l.starts_with("INFO rok-csi: task ") && l.contains("operation pending")),
+        last.lines()
+            .all(|l| l.starts_with("INFO rok-csi: task ") && l.contains("operation pending")),
         "{last}"
     );
     // Once the operations are over, the logs stop growing.

@@ -683,10 +683,18 @@ async fn dry_run_replace_scale_and_status_store_nothing() {
     );
     assert_eq!(after.spec.replicas, Some(2));
     assert_eq!(
-        after.status.as_ref().map(|s| (s.replicas, s.ready_replicas)),
+        after
+            .status
+            .as_ref()
+            .map(|s| (s.replicas, s.ready_replicas)),
         Some((Some(2), Some(2)))
     );
-    assert!(after.metadata.labels.is_some_and(|l| !l.contains_key("tier")));
+    assert!(
+        after
+            .metadata
+            .labels
+            .is_none_or(|l| !l.contains_key("tier"))
+    );
 }
 
 fn widget_crd() -> serde_json::Value {
@@ -728,7 +736,10 @@ async fn status_writes_change_only_the_status() {
         )
         .await
         .expect("status patched");
-    assert_eq!(patched.data["status"], json!({"phase": "Ready", "count": 3}));
+    assert_eq!(
+        patched.data["status"],
+        json!({"phase": "Ready", "count": 3})
+    );
     assert_eq!(patched.data["spec"], json!({"size": 1}));
     assert_eq!(patched.metadata.generation, Some(1));
 
@@ -737,11 +748,7 @@ async fn status_writes_change_only_the_status() {
     body.data["spec"] = json!({"size": 50});
     body.data["status"] = json!({"phase": "Degraded"});
     let replaced = api
-        .replace_status(
-            "w",
-            &PostParams::default(),
-            &body,
-        )
+        .replace_status("w", &PostParams::default(), &body)
         .await
         .expect("status replaced");
     assert_eq!(replaced.data["status"], json!({"phase": "Degraded"}));
@@ -772,7 +779,8 @@ async fn strategic_merge_patch_directives() {
     d["metadata"]["finalizers"] = json!(["example.com/one", "example.com/two"]);
     let pod_spec = &mut d["spec"]["template"]["spec"];
     pod_spec["containers"][0]["args"] = json!(["--one", "--two"]);
-    pod_spec["volumes"] = json!([{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]);
+    pod_spec["volumes"] =
+        json!([{"name": "data", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]);
     pod_spec["tolerations"] = json!([
         {"key": "k1", "operator": "Exists", "effect": "NoSchedule"},
         {"key": "k2", "operator": "Exists", "effect": "NoExecute"},
@@ -842,7 +850,10 @@ async fn strategic_merge_patch_directives() {
     ))
     .await;
     let c = &out["spec"]["template"]["spec"]["containers"];
-    assert_eq!((&c[0]["args"], &c[0]["image"]), (&json!(["--three"]), &json!("nginx:1")));
+    assert_eq!(
+        (&c[0]["args"], &c[0]["image"]),
+        (&json!(["--three"]), &json!("nginx:1"))
+    );
 
     // `$patch: replace` on a map replaces the map; `$patch: delete` on a map removes it.
     let out = patch(json!({"metadata": {"labels": {"c": "3", "$patch": "replace"}}})).await;
@@ -859,10 +870,9 @@ async fn strategic_merge_patch_directives() {
     assert_eq!(out["metadata"]["labels"], json!({"d": "4"}));
 
     // `$deleteFromPrimitiveList` drops values from a merged primitive list.
-    let out = patch(
-        json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/one"]}}),
-    )
-    .await;
+    let out =
+        patch(json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/one"]}}))
+            .await;
     assert_eq!(out["metadata"]["finalizers"], json!(["example.com/two"]));
 }
 
@@ -885,7 +895,9 @@ async fn strategic_merge_patch_replaces_node_taints_whole() {
         .patch(
             "node-1",
             &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {"taints": [{"key": "a", "value": "2", "effect": "NoSchedule"}]}})),
+            &Patch::Strategic(
+                json!({"spec": {"taints": [{"key": "a", "value": "2", "effect": "NoSchedule"}]}}),
+            ),
         )
         .await
         .expect("patched");
