@@ -869,3 +869,151 @@ async fn rok_csi_pods_log_only_while_operations_are_pending() {
     })
     .await;
 }
+
+/// Follows the pods of `app` through a watch, event by event, and reports after each event
+/// how many are live (not terminating) and how many of those are Ready, and how many live pods
+/// of the old template were still there when a new-template pod appeared.
+struct PodTracker {
+    pods: std::collections::BTreeMap<String, Pod>,
+}
+
+impl PodTracker {
+    fn apply(&mut self, e: kube::api::WatchEvent<Pod>) {
+        match e {
+            kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) => {
+                self.pods.insert(p.metadata.name.clone().expect("name"), p);
+            }
+            kube::api::WatchEvent::Deleted(p) => {
+                self.pods.remove(p.metadata.name.as_deref().expect("name"));
+            }
+            _ => {}
+        }
+    }
+    fn live(&self) -> impl Iterator<Item = &Pod> {
+        self.pods
+            .values()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+    }
+    fn ready(p: &Pod) -> bool {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+    fn image(p: &Pod) -> String {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.containers[0].image.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn roll(strategy: serde_json::Value) -> Vec<(usize, usize, usize, usize)> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (cluster, client) = start(2).await;
+    cluster.set_delays(rok_plan_lab::kube::Delays {
+        pod_start: std::time::Duration::from_millis(100),
+        pod_stop: std::time::Duration::from_millis(100),
+        ..Default::default()
+    });
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 4, "strategy": strategy, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "v1"}]}}}})).expect("deployment");
+    deps.create(&PostParams::default(), &d)
+        .await
+        .expect("created");
+    within(await_condition(
+        deps.clone(),
+        "web",
+        conditions::is_deployment_completed(),
+    ))
+    .await
+    .expect("rolled out");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let list = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("list");
+    let mut tracker = PodTracker {
+        pods: list
+            .items
+            .into_iter()
+            .map(|p| (p.metadata.name.clone().expect("name"), p))
+            .collect(),
+    };
+    let rv = list.metadata.resource_version.expect("rv");
+    let mut events = pods
+        .watch(&kube::api::WatchParams::default().labels("app=web"), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    deps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Strategic(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}}),
+        ),
+    )
+    .await
+    .expect("new template");
+    // (live, ready, old pods present, new pods present) after each event.
+    let mut steps = Vec::new();
+    within(async {
+        loop {
+            tracker.apply(events.try_next().await.expect("event").expect("open"));
+            let live = tracker.live().count();
+            let ready = tracker.live().filter(|p| PodTracker::ready(p)).count();
+            let old = tracker
+                .pods
+                .values()
+                .filter(|p| PodTracker::image(p) == "v1")
+                .count();
+            let new = tracker
+                .pods
+                .values()
+                .filter(|p| PodTracker::image(p) == "v2")
+                .count();
+            steps.push((live, ready, old, new));
+            let new_ready = tracker
+                .live()
+                .filter(|p| PodTracker::image(p) == "v2" && PodTracker::ready(p))
+                .count();
+            if old == 0 && new_ready == 4 && tracker.pods.len() == 4 {
+                break;
+            }
+        }
+    })
+    .await;
+    steps
+}
+
+#[tokio::test]
+async fn deployment_rolls_within_max_surge_and_max_unavailable() {
+    let steps = roll(
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}),
+    )
+    .await;
+    // Never more than replicas + maxSurge live pods, never fewer than replicas - maxUnavailable
+    // Ready ones.
+    assert!(steps.iter().all(|s| s.0 <= 5), "{steps:?}");
+    assert!(steps.iter().all(|s| s.1 >= 3), "{steps:?}");
+    // Old and new pods ran side by side.
+    assert!(steps.iter().any(|s| s.2 > 0 && s.3 > 0), "{steps:?}");
+}
+
+#[tokio::test]
+async fn deployment_with_zero_unavailable_keeps_every_replica_ready() {
+    let steps = roll(
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}),
+    )
+    .await;
+    assert!(steps.iter().all(|s| s.0 <= 5), "{steps:?}");
+    assert!(steps.iter().all(|s| s.1 >= 4), "{steps:?}");
+}
+
+#[tokio::test]
+async fn deployment_recreate_removes_old_pods_before_starting_new_ones() {
+    let steps = roll(json!({"type": "Recreate"})).await;
+    // No new pod while any old pod (terminating ones included) is still there.
+    assert!(steps.iter().all(|s| s.2 == 0 || s.3 == 0), "{steps:?}");
+    assert!(steps.iter().any(|s| s.2 == 0 && s.3 == 0), "{steps:?}");
+}

@@ -123,9 +123,19 @@ fn reconcile(w: &mut World, d: &Value) {
         for o in &olds {
             scale(w, o, 0);
         }
+        // As kube-apiserver's deployment controller (oldPodsRunning): the new pods wait until
+        // no old pod is left that has not finished, terminating ones included.
         let old_pods: i64 = olds
             .iter()
-            .map(|o| o["status"]["replicas"].as_i64().unwrap_or(0))
+            .map(|o| {
+                o["status"]["replicas"].as_i64().unwrap_or(0)
+                    + super::owned(w, "", "pods", o)
+                        .iter()
+                        .filter(|p| {
+                            !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                        })
+                        .count() as i64
+            })
             .sum();
         if old_pods == 0 {
             new_target = desired;

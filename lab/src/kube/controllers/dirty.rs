@@ -200,6 +200,18 @@ fn route(w: &mut World, e: &Event) {
             w.dirty.mark(ctl, (key.0.clone(), owner.1.to_string()));
         }
     }
+    // A Deployment that recreates its pods waits until its old ReplicaSets' pods are gone.
+    if deleted
+        && plural == "pods"
+        && group.is_empty()
+        && let Some(("ReplicaSet", rs)) = controller_owner(obj)
+        && let Some(rs) = w.store.get(&World::gr("apps", "replicasets"), &key.0, rs)
+        && let Some(("Deployment", dep)) = controller_owner(rs)
+        && let Some(ctl) = ctl_of_owner_kind("Deployment")
+    {
+        let dep = dep.to_string();
+        w.dirty.mark(ctl, (key.0.clone(), dep));
+    }
     // A terminating namespace is emptied as its objects go.
     if !key.0.is_empty()
         && w.store
