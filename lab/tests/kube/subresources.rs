@@ -597,3 +597,127 @@ async fn logs_since_time_skips_older_lines() {
         ""
     );
 }
+
+#[tokio::test]
+async fn pod_disruption_budgets_take_an_integer_max_unavailable() {
+    let (cluster, client) = start(2).await;
+    // db-2 runs but never becomes Ready.
+    cluster.set_behaviour("db-2", PodBehaviour::NeverReady);
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    for name in ["web", "db"] {
+        let mut s = workload("StatefulSet", name, 3);
+        s["spec"]["podManagementPolicy"] = json!("Parallel");
+        let s: StatefulSet = serde_json::from_value(s).expect("sts");
+        stss.create(&PostParams::default(), &s)
+            .await
+            .expect("created");
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}}})).expect("pdb");
+        pdbs.create(&PostParams::default(), &pdb)
+            .await
+            .expect("pdb");
+    }
+    ready_pods(&pods, "app=web", 3).await;
+    ready_pods(&pods, "app=db", 2).await;
+    let settled = |name: &'static str, healthy: i32| {
+        let pdbs = pdbs.clone();
+        async move {
+            within(async {
+                loop {
+                    let s = pdbs.get(name).await.expect("pdb").status;
+                    if let Some(s) = s.filter(|s| {
+                        s.expected_pods == Some(3) && s.current_healthy == Some(healthy)
+                    }) {
+                        return s;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+        }
+    };
+    // 3 expected pods, one may be unavailable: 2 must stay healthy.
+    let web = settled("web", 3).await;
+    assert_eq!(
+        (web.desired_healthy, web.disruptions_allowed),
+        (Some(2), Some(1))
+    );
+    let db = settled("db", 2).await;
+    assert_eq!(
+        (db.desired_healthy, db.disruptions_allowed),
+        (Some(2), Some(0))
+    );
+    let allowed = |s: &k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus| {
+        s.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "DisruptionAllowed")
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(allowed(&web).as_deref(), Some("True"));
+    assert_eq!(allowed(&db).as_deref(), Some("False"));
+    let refused = api_status(
+        pods.evict("db-0", &EvictParams::default())
+            .await
+            .expect_err("no disruption allowed"),
+    );
+    assert_eq!(refused.code, 429);
+}
+
+#[tokio::test]
+async fn logs_since_seconds_drops_older_lines() {
+    use rok_plan_lab::kube::world::LogLine;
+    let (cluster, client) = start(1).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "talker"}, "spec": {"containers": [{"name": "a", "image": "x"}]}})).expect("pod");
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("created");
+    within(await_condition(
+        pods.clone(),
+        "talker",
+        conditions::is_pod_running(),
+    ))
+    .await
+    .expect("running");
+    // Lines written ten minutes and one minute ago, then one now.
+    {
+        let now = jiff::Timestamp::now();
+        let mut w = cluster.world();
+        let buf = w
+            .logs
+            .entry(("default".into(), "talker".into(), "a".into()))
+            .or_default();
+        for (mins, text) in [(10, "old"), (1, "recent")] {
+            buf.push(LogLine {
+                ts: now - jiff::SignedDuration::from_mins(mins),
+                text: text.into(),
+            });
+        }
+    }
+    cluster.append_log("default", "talker", "a", "now");
+    let since = |secs: i64| {
+        let pods = pods.clone();
+        async move {
+            pods.logs(
+                "talker",
+                &LogParams {
+                    since_seconds: Some(secs),
+                    ..LogParams::default()
+                },
+            )
+            .await
+            .expect("logs")
+        }
+    };
+    assert_eq!(since(3600).await, "old\nrecent\nnow\n");
+    assert_eq!(since(300).await, "recent\nnow\n");
+    assert_eq!(since(30).await, "now\n");
+    assert_eq!(
+        pods.logs("talker", &LogParams::default())
+            .await
+            .expect("logs"),
+        "old\nrecent\nnow\n"
+    );
+}
