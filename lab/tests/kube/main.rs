@@ -4,6 +4,7 @@
 mod api;
 mod controllers;
 mod kubectl;
+mod lab_command;
 mod subresources;
 mod writes;
 
