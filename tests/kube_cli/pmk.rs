@@ -176,3 +176,50 @@ async fn cordon_and_uncordon_read_the_node_again_after_a_409() {
     assert_ne!(node["spec"]["unschedulable"], true, "{node:#}");
     assert!(node["metadata"]["annotations"]["rok-plan/cordoned-by-run"].is_null());
 }
+
+/// A drain that a budget never lets through ends at the step's `timeout`, naming the budget
+/// and the pods still waiting; nothing of the budget's is evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_blocked_by_a_budget_fails_at_its_timeout_naming_the_budget() {
+    let lab = PmkLab::start(5).await;
+    // Every web pod must stay: the budget allows no disruption at all.
+    lab.kubectl(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":3}}"#,
+    ]);
+    let pods = lab.pods();
+    let node = pods
+        .iter()
+        .find(|p| p["metadata"]["labels"]["app"] == "web")
+        .and_then(|p| p["spec"]["nodeName"].as_str())
+        .expect("a web pod is scheduled")
+        .to_string();
+    let web_before = pod_uids(&lab, "web");
+    let plan = lab.dir.path().join("drain.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "[plan]\nname = \"drain-one\"\n\n[[step]]\nid = \"drain\"\ntype = \"kube.drain\"\n\
+             node = \"{node}\"\nallow_unmanaged = true\nallow_emptydir_loss = true\n\
+             wait_for_budgets = true\ntimeout = \"2s\"\n"
+        ),
+    )
+    .expect("plan");
+    let out = lab
+        .run(&["execute", plan.to_str().expect("utf-8 path")])
+        .await;
+    let all = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("timed out after 2s"), "{all}");
+    assert!(all.contains("PodDisruptionBudget default/web"), "{all}");
+    let status = text(&lab.run(&["status"]).await);
+    assert!(
+        status.contains("failed") && status.contains("timed out after 2s"),
+        "{status}"
+    );
+    assert_eq!(pod_uids(&lab, "web"), web_before, "no web pod was evicted");
+}

@@ -83,6 +83,8 @@ pub(crate) struct Conn {
     pub(crate) dry_run: bool,
     /// Pause between refused evictions.
     pub(crate) eviction_retry: Duration,
+    /// The API server and context, for errors: "https://… (context prod)".
+    pub(crate) server: String,
     discovery: tokio::sync::Mutex<Option<Arc<Discovery>>>,
     pinned: tokio::sync::Mutex<HashMap<String, (ApiResource, ApiCapabilities)>>,
 }
@@ -113,10 +115,15 @@ impl Conn {
                 .map_err(|e| config_err(e.to_string()))?
         };
         config.default_retry = false;
+        let server = match context {
+            "" => format!("{} (current context)", config.cluster_url),
+            c => format!("{} (context {c})", config.cluster_url),
+        };
         let namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| config_err(e.to_string()))?;
         Ok(Conn {
             client,
+            server,
             namespace,
             dry_run: options.server_dry_run,
             eviction_retry: options.eviction_retry_interval,
@@ -135,10 +142,9 @@ impl Conn {
         if !refresh && let Some(d) = cached.as_ref() {
             return Ok(d.clone());
         }
-        let d = call(ctx, "API discovery", || {
-            Discovery::new(self.client.clone()).run()
-        })
-        .await?;
+        // The first request a step sends: if the cluster cannot be reached, say which.
+        let what = format!("API discovery at {}", self.server);
+        let d = call(ctx, &what, || Discovery::new(self.client.clone()).run()).await?;
         let d = Arc::new(d);
         *cached = Some(d.clone());
         Ok(d)
@@ -154,7 +160,7 @@ impl Conn {
         if let Some(hit) = self.pinned.lock().await.get(&key) {
             return Ok(Some(hit.clone()));
         }
-        let what = format!("discovery of {}", gvk.api_version());
+        let what = format!("discovery of {} at {}", gvk.api_version(), self.server);
         match call(ctx, &what, || {
             kube::discovery::pinned_kind(&self.client, gvk)
         })

@@ -136,6 +136,34 @@ async fn the_grace_period_reaches_the_evicted_pods() {
 }
 
 #[tokio::test]
+async fn mirror_pods_stay_and_do_not_stop_the_drain() {
+    let lab = Lab::start(2).await;
+    // A static pod as the kubelet mirrors it: no controller, the mirror annotation, owned
+    // by its Node.
+    lab.cluster
+        .create(
+            "kube-system",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "etcd-node-1", "namespace": "kube-system",
+                    "annotations": {"kubernetes.io/config.mirror": "0123abcd"},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "node-1",
+                        "uid": lab.cluster.get("", "nodes", "", "node-1").expect("node")["metadata"]["uid"], "controller": true}]},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "etcd", "image": "etcd:3"}]}}),
+        )
+        .expect("mirror pod");
+    seed_on(&lab, "node-1", vec![deployment("web", 1)], 2).await;
+    let (outcome, out) = lab.run("kube.drain", json!({"node": "node-1"})).await;
+    ok(&outcome, &out);
+    assert!(out.contains("kube-system/etcd-node-1: mirror pod"), "{out}");
+    assert!(
+        lab.cluster
+            .get("", "pods", "kube-system", "etcd-node-1")
+            .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_null()),
+        "the mirror pod is left alone"
+    );
+}
+
+#[tokio::test]
 async fn preflight_refuses_naming_each_pod_why_and_the_field_that_allows_it() {
     let lab = Lab::start(2).await;
     let mut cache = deployment("cache", 1);

@@ -149,3 +149,87 @@ async fn wait_for_a_condition_for_gone_and_until_cancelled() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn wait_gone_waits_while_the_object_exists_and_ends_once_it_is_deleted() {
+    let lab = Lab::start(1).await;
+    lab.cluster
+        .create(
+            "default",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}}),
+        )
+        .expect("seed");
+    let waiting = lab.start_step(
+        "kube.wait",
+        json!({"resource": "configmap/settings", "gone": true}),
+    );
+    waiting.until_said("waiting for settings to go").await;
+    assert!(
+        !waiting.task.is_finished(),
+        "it waits while the object exists"
+    );
+    let (outcome, out) = lab
+        .run("kube.delete", json!({"resource": "configmap/settings"}))
+        .await;
+    ok(&outcome, &out);
+    let (outcome, out) = waiting.finish().await;
+    ok(&outcome, &out);
+    assert!(out.contains(": gone"), "{out}");
+}
+
+/// A kubeconfig whose current context points where nothing listens, beside the lab's
+/// context "lab".
+fn two_contexts(lab_url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: {lab_url}\n\
+         - name: nowhere\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n\
+         - name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\n\
+         - name: nowhere\n  context:\n    cluster: nowhere\n    user: lab\n\
+         current-context: nowhere\nusers:\n- name: lab\n  user: {{}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_steps_context_picks_the_cluster_and_a_missing_context_is_named() {
+    let cluster = rok_plan_lab::kube::Cluster::start(rok_plan_lab::kube::ClusterOptions {
+        nodes: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("cluster");
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, two_contexts(&cluster.url())).expect("kubeconfig");
+    let lab = Lab::with_kubeconfig(cluster, kubeconfig);
+
+    let (outcome, out) = lab
+        .run(
+            "kube.get",
+            json!({"resource": "node/node-1", "context": "lab", "fields": {"name": ".metadata.name"}}),
+        )
+        .await;
+    let StepOutcome::Succeeded { outputs, .. } = outcome else {
+        panic!("{outcome:?}\n{out}")
+    };
+    assert_eq!(outputs["name"], "node-1");
+
+    // Without `context`, the current context (where nothing listens) is used; after its
+    // retries the step fails naming the server.
+    let (outcome, out) = lab
+        .run("kube.get", json!({"resource": "node/node-1"}))
+        .await;
+    let reason = failure(&outcome, &out);
+    assert!(
+        reason.contains("http://127.0.0.1:9/ (current context)"),
+        "the error names the server: {reason}"
+    );
+
+    let (outcome, out) = lab
+        .run(
+            "kube.get",
+            json!({"resource": "node/node-1", "context": "staging"}),
+        )
+        .await;
+    let reason = failure(&outcome, &out);
+    assert!(reason.contains("staging"), "{reason}");
+}

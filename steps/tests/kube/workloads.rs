@@ -136,3 +136,45 @@ async fn bare_pods_are_replaced_from_their_own_spec() {
     assert_ne!(now["metadata"]["uid"], uid);
     assert_eq!(now["spec"]["containers"][0]["image"], "lonely:1");
 }
+
+#[tokio::test]
+async fn scale_of_a_replication_controller_and_a_deployment_waits_for_the_observed_replicas() {
+    let lab = Lab::start(2).await;
+    lab.cluster
+        .create("default", rc("worker", 1))
+        .expect("seed");
+    lab.cluster
+        .create("default", deployment("web", 1))
+        .expect("seed");
+    lab.until(|w| running(w, "worker", 1) && running(w, "web", 1))
+        .await;
+    for (resource, group, plural, name) in [
+        (
+            "replicationcontroller/worker",
+            "",
+            "replicationcontrollers",
+            "worker",
+        ),
+        ("deployment/web", "apps", "deployments", "web"),
+    ] {
+        for n in [3, 0] {
+            let (outcome, out) = lab
+                .run(
+                    "kube.scale",
+                    json!({"resource": resource, "replicas": n.to_string()}),
+                )
+                .await;
+            ok(&outcome, &out);
+            let o = lab
+                .cluster
+                .get(group, plural, "default", name)
+                .expect("workload");
+            assert_eq!(o["spec"]["replicas"], n, "{out}");
+            assert_eq!(
+                o["status"]["replicas"].as_i64().unwrap_or(0),
+                n,
+                "scale returns once the controller observed it\n{out}"
+            );
+        }
+    }
+}
