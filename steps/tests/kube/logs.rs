@@ -98,3 +98,34 @@ async fn logs_that_never_go_quiet_fail_naming_the_pods_and_new_pods_are_followed
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn a_pod_that_goes_away_is_dropped_and_the_rest_can_go_quiet() {
+    let lab = Lab::start(2).await;
+    lab.cluster
+        .create("default", deployment("csi", 1))
+        .expect("seed");
+    lab.until(|w| crate::support::running(w, "csi", 1)).await;
+    let chatty = pod_names(&lab, "csi").remove(0);
+    lab.cluster
+        .append_log("default", &chatty, "main", "operation 1 pending");
+    let step = lab.start_step(
+        "kube.logs_quiet",
+        json!({"selector": "app=csi", "quiet_for": "1s", "container": "main"}),
+    );
+    step.until_said(&format!("following {chatty}")).await;
+    // The pod goes away while it is still busy (its last line is less than `quiet_for` old).
+    lab.cluster
+        .append_log("default", &chatty, "main", "operation 2 pending");
+    let (o, out) = lab
+        .run(
+            "kube.scale",
+            json!({"resource": "deployment/csi", "replicas": 0}),
+        )
+        .await;
+    ok(&o, &out);
+    step.until_said(&format!("{chatty} went away")).await;
+    let (outcome, out) = step.finish().await;
+    ok(&outcome, &out);
+    assert!(out.contains("quiet"), "{out}");
+}
