@@ -85,9 +85,9 @@ enum KubeCommand {
         #[arg(required = true)]
         lines: Vec<String>,
     },
-    /// Set how pods whose name starts with PREFIX behave from now on (pods already Ready stay
-    /// so): normal, never-ready (Running, never Ready), slow-ready (Ready after --ms more), fail
-    /// (the container exits 1).
+    /// Set how pods whose name starts with PREFIX behave: normal, never-ready (Running, never
+    /// Ready), slow-ready (Ready after --ms more), fail (the container exits 1). Pods created
+    /// afterwards start so; running ones change when the kubelet next looks at them.
     PodBehaviour {
         #[command(flatten)]
         target: Target,
