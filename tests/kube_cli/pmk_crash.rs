@@ -22,6 +22,9 @@ enum Kill {
     AfterCommit(u64),
     /// The test's SIGKILL after this long.
     After(Duration),
+    /// The test's SIGKILL while the first drain of a node running a `web` pod is asking
+    /// again and again for an eviction its budget refuses (the budget is relaxed after).
+    WhileBlockedByBudget,
 }
 
 fn uids(lab: &PmkLab, app: &str) -> BTreeSet<String> {
@@ -141,6 +144,68 @@ async fn crash_and_resume(kill: Kill) {
                 .await
                 .expect("joined")
         }
+        Kill::WhileBlockedByBudget => {
+            lab.kubectl(&[
+                "patch",
+                "pdb",
+                "web",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"minAvailable":3}}"#,
+            ]);
+            let blocked = lab
+                .nodes
+                .iter()
+                .find(|n| {
+                    lab.pods().iter().any(|p| {
+                        p["metadata"]["labels"]["app"] == "web" && p["spec"]["nodeName"] == **n
+                    })
+                })
+                .expect("a node runs a web pod")
+                .clone();
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("rok-plan starts");
+            // The drain cordons with rok-plan's mark (or finds the hand-cordoned node),
+            // evicts what it may, then asks for the web pod every 100 ms.
+            let waited = lab
+                .cluster
+                .wait_for(Duration::from_secs(60), |w| {
+                    let evicting = w.list("", "pods", Some("default")).iter().any(|p| {
+                        p["spec"]["nodeName"] == blocked.as_str()
+                            && p["metadata"]["deletionTimestamp"].is_string()
+                    });
+                    let cordoned = w
+                        .get("", "nodes", "", &blocked)
+                        .is_some_and(|n| n["spec"]["unschedulable"] == true);
+                    cordoned && evicting
+                })
+                .await;
+            assert!(waited, "the drain of {blocked} never started evicting");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                lab.pods()
+                    .iter()
+                    .any(|p| p["metadata"]["labels"]["app"] == "web"
+                        && p["spec"]["nodeName"] == blocked.as_str()
+                        && p["metadata"]["deletionTimestamp"].is_null()),
+                "the budget holds the web pod on {blocked}"
+            );
+            let _ = child.kill();
+            let out =
+                tokio::task::spawn_blocking(move || child.wait_with_output().expect("waited"))
+                    .await
+                    .expect("joined");
+            lab.kubectl(&[
+                "patch",
+                "pdb",
+                "web",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"minAvailable":2}}"#,
+            ]);
+            out
+        }
         Kill::After(delay) => {
             cmd.stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -223,6 +288,11 @@ async fn pmk_sigkill_after_many_commits_then_resume_upgrades_every_node() {
     for n in points {
         crash_and_resume(Kill::AfterCommit(n)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pmk_kill_9_while_a_drain_waits_on_a_budget_then_resume_upgrades_every_node() {
+    crash_and_resume(Kill::WhileBlockedByBudget).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
