@@ -185,8 +185,16 @@ pub async fn stream_lines(
     loop {
         buf.clear();
         match lines.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => sink.write(stream, &String::from_utf8_lossy(&buf)),
+            Err(e) => {
+                // Say so: a step whose output silently stopped would look like it said nothing.
+                sink.write(
+                    Stream::Stderr,
+                    &format!("rok-plan: reading the command's {stream:?} failed: {e}\n"),
+                );
+                break;
+            }
         }
     }
 }

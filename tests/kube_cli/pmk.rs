@@ -183,14 +183,7 @@ async fn cordon_and_uncordon_read_the_node_again_after_a_409() {
 async fn a_drain_blocked_by_a_budget_fails_at_its_timeout_naming_the_budget() {
     let lab = PmkLab::start(5).await;
     // Every web pod must stay: the budget allows no disruption at all.
-    lab.kubectl(&[
-        "patch",
-        "pdb",
-        "web",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"minAvailable":3}}"#,
-    ]);
+    lab.set_web_min_available(3);
     let pods = lab.pods();
     let node = pods
         .iter()
@@ -205,7 +198,7 @@ async fn a_drain_blocked_by_a_budget_fails_at_its_timeout_naming_the_budget() {
         format!(
             "[plan]\nname = \"drain-one\"\n\n[[step]]\nid = \"drain\"\ntype = \"kube.drain\"\n\
              node = \"{node}\"\nallow_unmanaged = true\nallow_emptydir_loss = true\n\
-             wait_for_budgets = true\ntimeout = \"2s\"\n"
+             wait_for_budgets = true\ntimeout = \"5s\"\n"
         ),
     )
     .expect("plan");
@@ -214,11 +207,11 @@ async fn a_drain_blocked_by_a_budget_fails_at_its_timeout_naming_the_budget() {
         .await;
     let all = text(&out);
     assert_ne!(out.status.code(), Some(0), "{all}");
-    assert!(all.contains("timed out after 2s"), "{all}");
+    assert!(all.contains("timed out after 5s"), "{all}");
     assert!(all.contains("PodDisruptionBudget default/web"), "{all}");
     let status = text(&lab.run(&["status"]).await);
     assert!(
-        status.contains("failed") && status.contains("timed out after 2s"),
+        status.contains("failed") && status.contains("timed out after 5s"),
         "{status}"
     );
     assert_eq!(pod_uids(&lab, "web"), web_before, "no web pod was evicted");

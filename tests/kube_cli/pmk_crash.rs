@@ -145,14 +145,7 @@ async fn crash_and_resume(kill: Kill) {
                 .expect("joined")
         }
         Kill::WhileBlockedByBudget => {
-            lab.kubectl(&[
-                "patch",
-                "pdb",
-                "web",
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"minAvailable":3}}"#,
-            ]);
+            lab.set_web_min_available(3);
             let blocked = lab
                 .nodes
                 .iter()
@@ -196,14 +189,7 @@ async fn crash_and_resume(kill: Kill) {
                 tokio::task::spawn_blocking(move || child.wait_with_output().expect("waited"))
                     .await
                     .expect("joined");
-            lab.kubectl(&[
-                "patch",
-                "pdb",
-                "web",
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"minAvailable":2}}"#,
-            ]);
+            lab.set_web_min_available(2);
             out
         }
         Kill::After(delay) => {

@@ -184,6 +184,18 @@ impl PmkLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sets the `web` budget's minAvailable (3 = every web pod: no disruption allowed).
+    pub(crate) fn set_web_min_available(&self, n: u32) {
+        self.kubectl(&[
+            "patch",
+            "pdb",
+            "web",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"minAvailable":{n}}}}}"#),
+        ]);
+    }
+
     /// Writes the parameters file: every node, the lab's node upgrade, short grace periods,
     /// the token refresh lists, and `extra` (TOML lines) last.
     pub(crate) fn params(&self, extra: &str) -> PathBuf {

@@ -51,6 +51,26 @@ type = "shell"
 run = "true"
 "#;
 
+/// `rok-plan plan --server-dry-run` of `plan` against the cluster (on a blocking thread: the
+/// cluster serves meanwhile).
+async fn rehearse(cluster: &Cluster, plan: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, plan).expect("plan");
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["plan", "--server-dry-run", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .arg(&path)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("rok-plan runs")
+    })
+    .await
+    .expect("joined")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_dry_run_rehearses_writes_and_drains_and_changes_nothing() {
     let cluster = Cluster::start(ClusterOptions {
@@ -67,21 +87,7 @@ async fn server_dry_run_rehearses_writes_and_drains_and_changes_nothing() {
                 "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "lonely:1"}]}}),
         )
         .expect("seed");
-    let dir = tempfile::tempdir().expect("dir");
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(&plan, PLAN).expect("plan");
-    let kubeconfig = cluster.kubeconfig().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["plan", "--server-dry-run", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .arg(&plan)
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("rok-plan runs")
-    })
-    .await
-    .expect("joined");
+    let out = rehearse(&cluster, PLAN).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -260,20 +266,7 @@ async fn server_dry_run_of_scale_patch_restart_delete_and_uncordon_changes_nothi
     assert!(settled, "the workloads run");
     let before = versions(&cluster);
 
-    let dir = tempfile::tempdir().expect("dir");
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(&plan, WRITES).expect("plan");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["plan", "--server-dry-run", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .arg(&plan)
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("rok-plan runs")
-    })
-    .await
-    .expect("joined");
+    let out = rehearse(&cluster, WRITES).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");

@@ -279,7 +279,16 @@ fn wait_with_deadline_named(child: Child, limit: Duration, command: &str) -> (Ou
             unsafe {
                 libc::kill(id as i32, libc::SIGKILL);
             }
-            panic!("`{command}` did not exit within {limit:?}");
+            // What it printed up to the kill says where it hung.
+            let said = match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(Ok(out)) => format!(
+                    "--- stdout\n{}\n--- stderr\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                _ => "(its output could not be read)".to_string(),
+            };
+            panic!("`{command}` did not exit within {limit:?}\n{said}");
         }
     };
     (

@@ -227,7 +227,8 @@ where
     loop {
         let answer = tokio::select! {
             a = f() => a,
-            () = ctx.cancellation().cancelled() => return Err(KubeError::Cancelled(String::new())),
+            // Say what was in flight: "timed out after 2s: cancelled" alone tells nothing.
+            () = ctx.cancellation().cancelled() => return Err(KubeError::Cancelled(format!("during {what}"))),
         };
         let err = match answer {
             Ok(v) => return Ok(v),
@@ -245,7 +246,9 @@ where
                 attempt + 1
             ),
         );
-        pause(ctx, backoff).await?;
+        pause(ctx, backoff)
+            .await
+            .map_err(|_| KubeError::Cancelled(format!("while retrying {what}")))?;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         attempt += 1;
     }
