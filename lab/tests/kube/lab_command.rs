@@ -331,7 +331,10 @@ fn drop_watches_ends_a_kubectl_watch() {
     // The first rows come from the LIST before the watch; the watch is open soon after.
     let stdout = watch.0.stdout.take().expect("stdout");
     let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).expect("read");
+    // The reader lives to the end of the test: dropping it would close the pipe and end
+    // kubectl with SIGPIPE at its next row.
+    let mut rows = std::io::BufReader::new(stdout);
+    std::io::BufRead::read_line(&mut rows, &mut first).expect("read");
     assert!(first.contains("NAME"), "{first}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -349,6 +352,7 @@ fn drop_watches_ends_a_kubectl_watch() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "kubectl exited {status}");
+    drop(rows);
 }
 
 #[test]

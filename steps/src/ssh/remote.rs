@@ -78,16 +78,20 @@ fn kill_script(pid: u32, grace: Duration) -> String {
 
 /// Streams stderr to `out`, except the first line when it reports the shell's pid, which
 /// goes to `pid`.
+/// Returns whether the stream ended without a single byte (the shell never ran the script).
 async fn stderr_with_pid(
     reader: impl tokio::io::AsyncRead + Unpin,
     out: OutputSink,
     pid: tokio::sync::watch::Sender<Option<u32>>,
-) {
+) -> bool {
     use tokio::io::AsyncBufReadExt;
     let mut reader = tokio::io::BufReader::new(reader);
     let mut first = Vec::new();
     if reader.read_until(b'\n', &mut first).await.is_err() {
-        return;
+        return false;
+    }
+    if first.is_empty() {
+        return true;
     }
     let line = String::from_utf8_lossy(&first);
     match line
@@ -98,10 +102,10 @@ async fn stderr_with_pid(
         Some(p) => {
             let _ = pid.send(Some(p));
         }
-        None if !first.is_empty() => out.write(Stream::Stderr, &line),
-        None => {}
+        None => out.write(Stream::Stderr, &line),
     }
     stream_lines(reader, out, Stream::Stderr).await;
+    false
 }
 
 async fn start<'s>(
@@ -143,6 +147,47 @@ pub(crate) async fn run_remote(
     out: &OutputSink,
     kill_grace: Duration,
 ) -> RemoteEnd {
+    let mut unread = 0u32;
+    loop {
+        match run_once(ctx, session, cmd, out, kill_grace).await {
+            // Seen on a loaded machine: a session whose shell ended at once, with no output
+            // at all, before reading the script (its first line reports the shell's pid on
+            // stderr, so nothing of the command ran). Send the script again.
+            Once::Unread(code) if unread < 3 => {
+                unread += 1;
+                out.write(
+                    Stream::Stderr,
+                    &format!(
+                        "rok-plan: the host's shell ended (exit {code}) before reading the command; sending it again\n"
+                    ),
+                );
+            }
+            Once::Unread(code) => {
+                return RemoteEnd::NotStarted(format!(
+                    "the host's shell ended (exit {code}) before reading the command, 4 times"
+                ));
+            }
+            Once::Ended(end) => return end,
+        }
+    }
+}
+
+/// One session's account of a command.
+enum Once {
+    Ended(RemoteEnd),
+    /// The shell exited with this status without a byte on stderr, so before the script's
+    /// first line.
+    Unread(i32),
+}
+
+/// One session running `cmd` (sessions the host refuses are asked for again).
+async fn run_once(
+    ctx: &StepContext,
+    session: &Session,
+    cmd: &RemoteCommand,
+    out: &OutputSink,
+    kill_grace: Duration,
+) -> Once {
     let script = script(cmd);
     let mut refused = 0u32;
     let mut child = loop {
@@ -156,31 +201,26 @@ pub(crate) async fn run_remote(
                 let pause = Duration::from_millis(20 * u64::from(refused.min(10)));
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
-                    () = ctx.cancellation().cancelled() => return RemoteEnd::Cancelled,
+                    () = ctx.cancellation().cancelled() => return Once::Ended(RemoteEnd::Cancelled),
                 }
                 if refused == 20 {
-                    return RemoteEnd::NotStarted(format!(
+                    return Once::Ended(RemoteEnd::NotStarted(format!(
                         "the host refused a session 20 times: {e}"
-                    ));
+                    )));
                 }
             }
-            Err(e) => return RemoteEnd::NotStarted(e.to_string()),
+            Err(e) => return Once::Ended(RemoteEnd::NotStarted(e.to_string())),
         }
     };
     let (pid_tx, mut pid) = tokio::sync::watch::channel(None);
-    let pumps: Vec<_> = [
-        child
-            .stdout()
-            .take()
-            .map(|o| tokio::spawn(stream_lines(o, out.clone(), Stream::Stdout))),
-        child
-            .stderr()
-            .take()
-            .map(|e| tokio::spawn(stderr_with_pid(e, out.clone(), pid_tx))),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let stdout = child
+        .stdout()
+        .take()
+        .map(|o| tokio::spawn(stream_lines(o, out.clone(), Stream::Stdout)));
+    let stderr = child
+        .stderr()
+        .take()
+        .map(|e| tokio::spawn(stderr_with_pid(e, out.clone(), pid_tx)));
     let end = tokio::select! {
         status = child.wait() => match status {
             Ok(status) => match status.code() {
@@ -204,11 +244,21 @@ pub(crate) async fn run_remote(
             RemoteEnd::Cancelled
         }
     };
-    for p in pumps {
-        // After a cancel the channel may linger: do not wait for it long.
+    // After a cancel the channel may linger: do not wait for it long.
+    if let Some(p) = stdout {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
-    end
+    let silent = match stderr {
+        Some(p) => matches!(
+            tokio::time::timeout(Duration::from_secs(2), p).await,
+            Ok(Ok(true))
+        ),
+        None => false,
+    };
+    match end {
+        RemoteEnd::Exited(code) if silent => Once::Unread(code),
+        end => Once::Ended(end),
+    }
 }
 
 /// Kills the process group of the shell `pid` on the host.
