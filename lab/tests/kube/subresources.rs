@@ -538,9 +538,8 @@ async fn pod_disruption_budgets_take_percentages() {
     assert_eq!(refused.code, 429);
 }
 
-#[tokio::test]
-async fn logs_since_time_skips_older_lines() {
-    let (cluster, client) = start(1).await;
+/// A Running pod `talker` with one container `a`, for the log tests.
+async fn running_talker(client: &kube::Client) -> Api<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let p: Pod = serde_json::from_value(json!({"metadata": {"name": "talker"}, "spec": {"containers": [{"name": "a", "image": "x"}]}})).expect("pod");
     pods.create(&PostParams::default(), &p)
@@ -553,6 +552,13 @@ async fn logs_since_time_skips_older_lines() {
     ))
     .await
     .expect("running");
+    pods
+}
+
+#[tokio::test]
+async fn logs_since_time_skips_older_lines() {
+    let (cluster, client) = start(1).await;
+    let pods = running_talker(&client).await;
     cluster.append_log("default", "talker", "a", "before");
     // The line's own timestamp, as `timestamps=true` shows it.
     let stamped = pods
@@ -669,18 +675,7 @@ async fn pod_disruption_budgets_take_an_integer_max_unavailable() {
 async fn logs_since_seconds_drops_older_lines() {
     use rok_plan_lab::kube::world::LogLine;
     let (cluster, client) = start(1).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "talker"}, "spec": {"containers": [{"name": "a", "image": "x"}]}})).expect("pod");
-    pods.create(&PostParams::default(), &p)
-        .await
-        .expect("created");
-    within(await_condition(
-        pods.clone(),
-        "talker",
-        conditions::is_pod_running(),
-    ))
-    .await
-    .expect("running");
+    let pods = running_talker(&client).await;
     // Lines written ten minutes and one minute ago, then one now.
     {
         let now = jiff::Timestamp::now();
