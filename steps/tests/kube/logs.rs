@@ -17,6 +17,17 @@ fn pod_names(lab: &Lab, app: &str) -> Vec<String> {
         .collect()
 }
 
+/// A lab with one running pod of app `csi`, and that pod's name.
+async fn one_csi_pod() -> (Lab, String) {
+    let lab = Lab::start(2).await;
+    lab.cluster
+        .create("default", deployment("csi", 1))
+        .expect("seed");
+    lab.until(|w| crate::support::running(w, "csi", 1)).await;
+    let chatty = pod_names(&lab, "csi").remove(0);
+    (lab, chatty)
+}
+
 #[tokio::test]
 async fn quiet_pods_end_the_wait() {
     let lab = Lab::start(2).await;
@@ -39,12 +50,7 @@ async fn quiet_pods_end_the_wait() {
 
 #[tokio::test]
 async fn logs_that_never_go_quiet_fail_naming_the_pods_and_new_pods_are_followed() {
-    let lab = Lab::start(2).await;
-    lab.cluster
-        .create("default", deployment("csi", 1))
-        .expect("seed");
-    lab.until(|w| crate::support::running(w, "csi", 1)).await;
-    let chatty = pod_names(&lab, "csi").remove(0);
+    let (lab, chatty) = one_csi_pod().await;
     // It has logged lately, so it is not quiet from the start.
     lab.cluster
         .append_log("default", &chatty, "main", "starting up");
@@ -101,12 +107,7 @@ async fn logs_that_never_go_quiet_fail_naming_the_pods_and_new_pods_are_followed
 
 #[tokio::test]
 async fn a_pod_that_goes_away_is_dropped_and_the_rest_can_go_quiet() {
-    let lab = Lab::start(2).await;
-    lab.cluster
-        .create("default", deployment("csi", 1))
-        .expect("seed");
-    lab.until(|w| crate::support::running(w, "csi", 1)).await;
-    let chatty = pod_names(&lab, "csi").remove(0);
+    let (lab, chatty) = one_csi_pod().await;
     lab.cluster
         .append_log("default", &chatty, "main", "operation 1 pending");
     let step = lab.start_step(
