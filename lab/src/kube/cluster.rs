@@ -170,25 +170,7 @@ impl Cluster {
 
     /// Creates an object (any kind the API serves) as a seed, in `ns` if namespaced.
     pub fn create(&self, ns: &str, obj: Value) -> Result<Value, LabError> {
-        let mut w = self.world();
-        let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
-        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        let kind = obj["kind"].as_str().unwrap_or_default();
-        let rt = w
-            .kinds
-            .by_kind(group, kind)
-            .cloned()
-            .ok_or_else(|| ApiError::bad_request(format!("no kind {kind} in {api_version}")))?;
-        Ok(w.create(
-            &rt,
-            ns,
-            obj,
-            &WriteOpts {
-                dry_run: false,
-                manager: "lab".into(),
-                subresource: String::new(),
-            },
-        )?)
+        Ok(self.world().create_seed(Some(ns), obj)?)
     }
 
     /// Reads an object.
@@ -213,9 +195,7 @@ impl Cluster {
 
     /// Sets how pods whose name starts with `prefix` behave.
     pub fn set_behaviour(&self, prefix: &str, b: PodBehaviour) {
-        let mut w = self.world();
-        w.behaviours.retain(|(p, _)| p != prefix);
-        w.behaviours.push((prefix.to_string(), b));
+        self.world().set_behaviour(prefix, b);
     }
 
     /// Sets the controller delays.

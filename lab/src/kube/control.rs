@@ -36,7 +36,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::cluster::Cluster;
 use super::faults::{DelayRule, FailRule};
 use super::kinds::ResourceType;
-use super::ops::WriteOpts;
 use super::pod::container_names;
 use super::server::{Query, Shared, error_response, json_response};
 use super::status::{ApiError, Subject};
@@ -155,9 +154,7 @@ async fn set_behaviour(State(sh): State<Arc<Shared>>, bytes: Bytes) -> Response 
     answer((|| {
         let b: BehaviourBody = body(&bytes)?;
         let behaviour = parse_behaviour(&b.behaviour, b.ms).map_err(ApiError::bad_request)?;
-        let mut w = sh.lock();
-        w.behaviours.retain(|(p, _)| *p != b.prefix);
-        w.behaviours.push((b.prefix.clone(), behaviour));
+        sh.lock().set_behaviour(&b.prefix, behaviour);
         Ok(json!({"prefix": b.prefix, "behaviour": format!("{behaviour:?}")}))
     })())
 }
@@ -287,10 +284,7 @@ async fn drop_watches(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 async fn clear_faults(State(sh): State<Arc<Shared>>) -> Response {
-    let mut f = sh.faults();
-    f.rules.clear();
-    f.delays.clear();
-    f.latency = Duration::ZERO;
+    sh.faults().clear();
     json_response(200, &json!({"cleared": true}))
 }
 
@@ -377,36 +371,14 @@ async fn state(State(sh): State<Arc<Shared>>, QueryParams(q): QueryParams<Query>
 /// Creates one object of any kind the double serves, in `metadata.namespace` (or `default`) if
 /// the kind is namespaced.
 pub fn create_object(w: &mut World, obj: Value) -> Result<Value, ApiError> {
-    let api_version = obj["apiVersion"]
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request("the object has no apiVersion"))?;
-    let kind = obj["kind"]
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request("the object has no kind"))?;
-    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    let rt = w
-        .kinds
-        .by_kind(group, kind)
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request(format!("no kind {kind} in {api_version}")))?;
-    let ns = if rt.namespaced {
-        obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string()
-    } else {
-        String::new()
-    };
-    w.create(
-        &rt,
-        &ns,
-        obj,
-        &WriteOpts {
-            dry_run: false,
-            manager: "lab".into(),
-            subresource: String::new(),
-        },
-    )
+    // A manifest must say what it is (the seed would take a missing apiVersion as v1).
+    if !obj["apiVersion"].is_string() {
+        return Err(ApiError::bad_request("the object has no apiVersion"));
+    }
+    if !obj["kind"].is_string() {
+        return Err(ApiError::bad_request("the object has no kind"));
+    }
+    w.create_seed(None, obj)
 }
 
 /// Errors of the control client and of seeding manifests.

@@ -88,6 +88,13 @@ impl Faults {
         total
     }
 
+    /// Forgets every injected error, delay and latency.
+    pub fn clear(&mut self) {
+        self.rules.clear();
+        self.delays.clear();
+        self.latency = Duration::ZERO;
+    }
+
     /// Ends every open watch stream.
     pub fn drop_all_watches(&self) {
         self.drop_watches.send_modify(|n| *n += 1);

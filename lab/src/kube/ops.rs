@@ -103,6 +103,41 @@ impl World {
         Ok(())
     }
 
+    /// Creates an object of any kind the API serves, as the lab's own seed (field manager
+    /// `lab`), in `ns`; with `None`, in `metadata.namespace` (else `default`) if the kind is
+    /// namespaced.
+    ///
+    /// # Errors
+    /// 400 for a kind the API does not serve; what [`World::create`] answers.
+    pub fn create_seed(&mut self, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let rt = self
+            .kinds
+            .by_kind(group, kind)
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request(format!("no kind {kind} in {api_version}")))?;
+        let ns = match ns {
+            Some(n) => n.to_string(),
+            None if rt.namespaced => obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            None => String::new(),
+        };
+        self.create(
+            &rt,
+            &ns,
+            obj,
+            &WriteOpts {
+                dry_run: false,
+                manager: "lab".into(),
+                subresource: String::new(),
+            },
+        )
+    }
+
     /// POST: creates an object.
     pub fn create(
         &mut self,

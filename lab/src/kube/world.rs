@@ -124,6 +124,13 @@ impl World {
             .collect()
     }
 
+    /// Sets how pods whose name starts with `prefix` behave (replacing an earlier setting
+    /// for the same prefix).
+    pub fn set_behaviour(&mut self, prefix: &str, b: PodBehaviour) {
+        self.behaviours.retain(|(p, _)| p != prefix);
+        self.behaviours.push((prefix.to_string(), b));
+    }
+
     /// The behaviour of a pod, by the longest matching name prefix.
     pub fn behaviour(&self, pod_name: &str) -> PodBehaviour {
         self.behaviours

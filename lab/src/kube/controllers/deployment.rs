@@ -125,19 +125,13 @@ fn reconcile(w: &mut World, d: &Value) {
         }
         // As kube-apiserver's deployment controller (oldPodsRunning): the new pods wait until
         // no old pod is left that has not finished, terminating ones included.
-        let old_pods: i64 = olds
-            .iter()
-            .map(|o| {
-                o["status"]["replicas"].as_i64().unwrap_or(0)
-                    + super::owned(w, "", "pods", o)
-                        .iter()
-                        .filter(|p| {
-                            !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
-                        })
-                        .count() as i64
-            })
-            .sum();
-        if old_pods == 0 {
+        let old_pods_running = olds.iter().any(|o| {
+            o["status"]["replicas"].as_i64().unwrap_or(0) > 0
+                || super::owned(w, "", "pods", o)
+                    .iter()
+                    .any(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        });
+        if !old_pods_running {
             new_target = desired;
         }
     } else if olds.is_empty() || new_target > desired {
