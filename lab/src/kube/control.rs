@@ -31,7 +31,6 @@ use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::cluster::Cluster;
 use super::faults::{DelayRule, FailRule};
@@ -601,71 +600,49 @@ impl ControlClient {
         })
     }
 
-    /// One HTTP/1.1 exchange on a fresh connection (`Connection: close`, so the answer ends at
-    /// EOF); the status and the (de-chunked) body.
+    /// One HTTP/1.1 exchange on a fresh connection; the status and the body.
     async fn exchange(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<(u16, Vec<u8>)> {
+        use http_body_util::BodyExt;
         let payload = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let request = format!(
-            "{method} {PREFIX}{path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: lab\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-            self.host,
-            self.port,
-            payload.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        parse_response(&raw)
-            .ok_or_else(|| std::io::Error::other("the answer is not an HTTP response"))
-    }
-}
-
-fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let body = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let code = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let chunked = lines.any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")
-        })
-    });
-    if !chunked {
-        return Some((code, body.to_vec()));
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Some((code, out));
-        }
-        out.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
+        let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)?;
+        // The connection is driven beside the request and ends with it.
+        tokio::spawn(connection);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{PREFIX}{path}"))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::USER_AGENT, "lab")
+            .header(hyper::header::ACCEPT, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(payload)))
+            .map_err(std::io::Error::other)?;
+        let answer = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        let code = answer.status().as_u16();
+        let bytes = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((code, bytes.to_vec()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_answers_are_joined() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(raw), Some((200, b"abcde".to_vec())));
-        let plain = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain), Some((404, b"{}".to_vec())));
-        assert_eq!(parse_response(b"garbage"), None);
-    }
 
     #[test]
     fn manifests_split_skip_empty_documents_and_flatten_lists() {
